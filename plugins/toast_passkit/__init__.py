@@ -1,0 +1,1 @@
+"""Toast POS exports to PassKit loyalty passes: the importable core of the pipeline."""

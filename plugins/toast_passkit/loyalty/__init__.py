@@ -1,0 +1,1 @@
+"""Loyalty rules: program file, guest identity, ledger, tiers, rewards, pass states."""

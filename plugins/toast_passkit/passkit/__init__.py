@@ -1,0 +1,1 @@
+"""PassKit REST client, Airflow hook and the local PassKit sandbox."""

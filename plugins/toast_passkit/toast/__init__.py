@@ -1,0 +1,1 @@
+"""Toast exports: sources, raw archive, parsing, validation and staging."""

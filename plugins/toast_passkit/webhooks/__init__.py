@@ -1,0 +1,1 @@
+"""PassKit webhooks: receiver, durable log, parsing."""
