@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import SingletonThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ class Warehouse:
     def from_url(cls, url: str) -> Warehouse:
         """Engine from a SQLAlchemy URL (`duckdb:////abs/file.duckdb`, `postgresql+psycopg2://...`)."""
         if url.startswith("duckdb"):
-            # NullPool: the DuckDB file lock is released as soon as a task is done with it, so
-            # the next task (another process) can open the file.
-            return cls(sa.create_engine(url, poolclass=NullPool))
+            # One pooled connection per engine; tasks dispose() the engine when done so the
+            # DuckDB file lock is released for the next task (another process).
+            return cls(sa.create_engine(url, poolclass=SingletonThreadPool))
         return cls(sa.create_engine(url, pool_pre_ping=True))
 
     @classmethod
@@ -75,8 +75,10 @@ class Warehouse:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
-        return cls.from_url(url_for_connection(conn.conn_type, conn.host, conn.port,
-                                               conn.login, conn.password, conn.schema))
+        return cls.from_url(url_for_connection(
+            conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema,
+            search_path=conn.extra_dejson.get("search_path"),
+        ))
 
     @property
     def dialect(self) -> str:
@@ -158,16 +160,18 @@ class Warehouse:
 
 
 def url_for_connection(conn_type: str, host: str | None, port: int | None, login: str | None,
-                       password: str | None, schema: str | None) -> str:
+                       password: str | None, schema: str | None,
+                       search_path: str | None = None) -> str:
     """SQLAlchemy URL for an Airflow connection of type `duckdb` or `postgres`."""
     kind = (conn_type or "").lower()
     if kind == "duckdb":
         if not host:
-            raise WarehouseError("duckdb warehouse connection needs host = path of the .duckdb file")
+            raise WarehouseError("duckdb warehouse connection needs host = the .duckdb file")
         return f"duckdb:///{Path(host).resolve()}"
     if kind in {"postgres", "postgresql"}:
         return sa.URL.create(
             "postgresql+psycopg2", username=login or None, password=password or None,
             host=host or "127.0.0.1", port=port or 5432, database=schema or "postgres",
+            query={"options": f"-csearch_path={search_path}"} if search_path else {},
         ).render_as_string(hide_password=False)
     raise WarehouseError(f"unsupported warehouse conn_type {conn_type!r} (duckdb or postgres)")
