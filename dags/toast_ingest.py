@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
 from toast_passkit.dag_defaults import (
     DEFAULT_ARGS,
     STAGED_TOAST,
@@ -64,7 +65,7 @@ def toast_ingest() -> None:
     def ingest_location(location_id: str, day: str, **context) -> dict:
         from toast_passkit.toast.pipeline import ingest_one
 
-        context["location_label"] = location_id
+        get_current_context()["location_label"] = location_id  # names the mapped task in the UI
 
         return ingest_one(location_id=location_id, day=day, source=context["params"]["source"])
 

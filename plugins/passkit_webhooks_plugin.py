@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
 from toast_passkit.webhooks.receiver import ReceiverConfigError, create_app_from_env
 
 log = logging.getLogger(__name__)

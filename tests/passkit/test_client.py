@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
+
 from toast_passkit.passkit import client as client_module
 from toast_passkit.passkit.client import (
     PassKitAuthError,

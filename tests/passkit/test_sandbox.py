@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 import pytest
 import requests
+
 from toast_passkit.passkit.sandbox import (
     FaultConfig,
     PassKitSandbox,

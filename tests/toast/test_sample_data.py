@@ -14,6 +14,7 @@ from pathlib import Path
 
 import phonenumbers
 import pytest
+
 from toast_passkit.toast.sample_data import GenerationSummary, generate_exports, main
 
 FILES = (

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from toast_passkit.webhooks import eventlog
 from toast_passkit.webhooks.eventlog import (
     EventLogWriter,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
 from toast_passkit.webhooks import eventlog
 from toast_passkit.webhooks.receiver import (
     ReceiverConfigError,

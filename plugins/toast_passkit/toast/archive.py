@@ -107,3 +107,6 @@ class RawArchive:
 
     def read(self, location_id: str, business_date: date, file_name: str) -> bytes:
         return self.verify(self.latest(location_id, business_date)[file_name])
+
+    def close(self) -> None:
+        """Nothing to release."""

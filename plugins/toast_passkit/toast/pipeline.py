@@ -23,7 +23,11 @@ def locations_to_ingest(source: str = "toast") -> list[str]:
     settings = load_settings()
     if settings.location_ids:
         return settings.location_ids
-    found = _source(source, RawArchive(settings.archive_root)).list_locations()
+    src = _source(source, RawArchive(settings.archive_root))
+    try:
+        found = src.list_locations()
+    finally:
+        src.close()
     if not found:
         raise SourceError("no location folders found in the export source")
     log.info("locations found in the export source: %s", found)
@@ -35,14 +39,16 @@ def ingest_one(location_id: str, day: str, source: str = "toast") -> dict[str, o
     settings = load_settings()
     archive = RawArchive(settings.archive_root)
     warehouse = Warehouse.from_connection()
+    src = _source(source, archive)
     try:
         warehouse.migrate()
         result = ingest_partition(
-            source=_source(source, archive), archive=archive, warehouse=warehouse,
+            source=src, archive=archive, warehouse=warehouse,
             location_id=location_id, business_date=date.fromisoformat(day),
             column_mapping=settings.column_mapping,
         )
     finally:
+        src.close()
         warehouse.dispose()
     return result.as_dict()
 

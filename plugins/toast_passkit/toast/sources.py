@@ -37,6 +37,8 @@ class ExportSource(Protocol):
 
     def read(self, location_id: str, business_date: date, file_name: str) -> bytes: ...
 
+    def close(self) -> None: ...
+
 
 class LocalFolderSource:
     """Exports downloaded by hand (or synced) into a local folder."""
@@ -58,6 +60,9 @@ class LocalFolderSource:
 
     def read(self, location_id: str, business_date: date, file_name: str) -> bytes:
         return (self.root / location_id / day_folder(business_date) / file_name).read_bytes()
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class SFTPSource:
@@ -94,6 +99,9 @@ class SFTPSource:
         with self._sftp().open(path, "rb") as handle:
             handle.prefetch()
             return handle.read()
+
+    def close(self) -> None:
+        self.hook.close_conn()
 
 
 def source_from_connection(conn_id: str = TOAST_EXPORTS_CONN_ID) -> ExportSource:
