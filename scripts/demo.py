@@ -12,6 +12,9 @@ import os
 from datetime import date, timedelta
 from pathlib import Path
 
+# The demo prints its own summary; Airflow's per-task INFO lines go to the task logs only.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
 from toast_passkit.devtools import init_airflow_db, run_dag
 from toast_passkit.toast.sample_data import generate_exports
 from toast_passkit.warehouse import Warehouse
