@@ -28,7 +28,7 @@ def _fastapi_apps() -> list[dict[str, Any]]:
     try:
         app = create_app_from_env()
     except (ReceiverConfigError, OSError) as exc:
-        log.error("PassKit webhook receiver not served at %s: %s", URL_PREFIX, exc)
+        log.warning("PassKit webhook receiver not served at %s: %s", URL_PREFIX, exc)
         return []
     return [{"app": app, "url_prefix": URL_PREFIX, "name": "PassKit webhooks"}]
 
