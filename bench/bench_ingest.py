@@ -43,7 +43,7 @@ def bare_query(root: Path) -> tuple[float, int]:
         rows += con.sql(
             f"SELECT SUM(n) FROM (SELECT \"{key}\", COUNT(*) AS n FROM read_csv("
             f"'{root}/*/*/{name}', header = true, all_varchar = true) GROUP BY 1)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     return time.perf_counter() - start, int(rows)
 
 
