@@ -14,10 +14,12 @@ case "${1:-start}" in
       echo "already running (pid $(cat "$PIDFILE")); UI at http://localhost:8080"; exit 0
     fi
     # Sample data in place and the metadata database ready before the UI comes up.
-    if [ ! -d "$TOAST_PASSKIT_VAR_DIR/exports" ]; then
-      python -m toast_passkit.toast.sample_data --root "$TOAST_PASSKIT_VAR_DIR/exports" \
-        --locations 3 --days 7 --start 2026-11-01 --seed 42
-    fi
+    # The last 7 business days up to yesterday (restaurant time), so the scheduled run finds
+    # its exports; the generator is seeded, so this is the same data on every start.
+    start="$(python -c "from datetime import datetime, timedelta; from zoneinfo import ZoneInfo; \
+print((datetime.now(ZoneInfo('${AIRFLOW_VAR_TOAST_TIMEZONE:-America/New_York}')) - timedelta(days=7)).date())")"
+    python -m toast_passkit.toast.sample_data --root "$TOAST_PASSKIT_VAR_DIR/exports" \
+      --locations 3 --days 7 --start "$start" --seed 42 >/dev/null
     python -c "from toast_passkit.devtools import init_airflow_db; init_airflow_db()"
     setsid airflow standalone >"$LOG" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"
@@ -27,9 +29,10 @@ case "${1:-start}" in
     done
     echo "Airflow UI: http://localhost:8080 (user admin, password in" \
          "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated); log: $LOG"
-    echo "Trigger toast_ingest with business_date 2026-11-01..2026-11-07, or backfill:"
+    echo "Sample exports for $start and the 6 days after it are in $TOAST_PASSKIT_VAR_DIR/exports."
+    echo "Trigger toast_ingest (param business_date), or backfill the week:"
     echo "  source scripts/local_env.sh && airflow backfill create --dag-id toast_ingest \\"
-    echo "    --from-date 2026-11-01 --to-date 2026-11-07"
+    echo "    --from-date $start --to-date <yesterday> --reprocess-behavior completed"
     ;;
   stop)
     if [ -f "$PIDFILE" ]; then

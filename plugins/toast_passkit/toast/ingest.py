@@ -132,16 +132,8 @@ def ingest_partition(
             result.rows_rejected[spec.table] = p.rows_rejected
             warehouse.insert_arrow(conn, "stg_rejected_rows",
                                    _rejects_table(p, spec, location_id, business_date, load_id))
-            warehouse.insert_arrow(conn, "stg_loads", pa.table({
-                "load_id": [load_id], "location_id": [location_id],
-                "business_date": [business_date], "table_name": [spec.table],
-                "source_file": [p.source_file], "source_checksum": [checksum],
-                "rows_read": pa.array([p.rows_read], pa.int32()),
-                "rows_loaded": pa.array([p.rows.num_rows], pa.int32()),
-                "rows_rejected": pa.array([p.rows_rejected], pa.int32()),
-                "unmapped_columns": [", ".join(h.strip() for h in p.unmapped_columns)],
-                "loaded_at": pa.array([now], pa.timestamp("us", tz="UTC")),
-            }))
+        warehouse.insert_arrow(conn, "stg_loads", _loads_table(parsed, location_id,
+                                                               business_date, load_id, now))
         if outcomes:
             warehouse.insert_arrow(conn, "stg_validation_results",
                                    _outcomes_table(outcomes, location_id, business_date,
@@ -161,6 +153,24 @@ def _with_lineage(rows: pa.Table, location_id: str, business_date: date, source_
     out = out.append_column("source_checksum", pa.array([checksum] * n, pa.string()))
     out = out.append_column("source_row", rows.column("source_row"))
     return out.append_column("load_id", pa.array([load_id] * n, pa.string()))
+
+
+def _loads_table(parsed: list[tuple[ExportFile, ParsedFile, str]], location_id: str,
+                 business_date: date, load_id: str, now: datetime) -> pa.Table:
+    n = len(parsed)
+    return pa.table({
+        "load_id": [load_id] * n, "location_id": [location_id] * n,
+        "business_date": pa.array([business_date] * n, pa.date32()),
+        "table_name": [spec.table for spec, _, _ in parsed],
+        "source_file": [p.source_file for _, p, _ in parsed],
+        "source_checksum": [checksum for _, _, checksum in parsed],
+        "rows_read": pa.array([p.rows_read for _, p, _ in parsed], pa.int32()),
+        "rows_loaded": pa.array([p.rows.num_rows for _, p, _ in parsed], pa.int32()),
+        "rows_rejected": pa.array([p.rows_rejected for _, p, _ in parsed], pa.int32()),
+        "unmapped_columns": [", ".join(h.strip() for h in p.unmapped_columns)
+                             for _, p, _ in parsed],
+        "loaded_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+    })
 
 
 def _rejects_table(p: ParsedFile, spec: ExportFile, location_id: str, business_date: date,

@@ -177,7 +177,7 @@ def parse_export(spec: ExportFile, data: bytes, *, source_file: str,
         )
 
     width = len(header)
-    columns: dict[str, list[str]] = {name: [] for name in match.positions}
+    good: list[list[str]] = []
     source_rows: list[int] = []
     seen: dict[tuple[str, ...], int] = {}
     rows_read = 0
@@ -197,18 +197,20 @@ def parse_export(spec: ExportFile, data: bytes, *, source_file: str,
             rejects.append(Reject(start, "*", ",".join(record)[:MAX_REJECT_VALUE],
                                   f"{why}: {len(record)} fields, header has {width}"))
             continue
-        fingerprint = tuple(record)
-        first = seen.setdefault(fingerprint, start)
+        first = seen.setdefault(tuple(record), start)
         if first != start:
             rejects.append(Reject(start, "*", None, f"duplicate of line {first}"))
             continue
-        for name, pos in match.positions.items():
-            columns[name].append(record[pos])
+        good.append(record)
         source_rows.append(start)
+    # Transpose once (C speed) instead of appending field by field.
+    transposed = list(zip(*good, strict=True)) if good else [()] * width
+    columns = {name: transposed[pos] for name, pos in match.positions.items()}
     rows_read += sum(1 for r in rejects if "UTF-8" in r.reason)
 
     raw = pa.table({"source_row": pa.array(source_rows, pa.int32()),
-                    **{name: pa.array(values, pa.string()) for name, values in columns.items()}})
+                    **{name: pa.array(list(values), pa.string())
+                       for name, values in columns.items()}})
     rows, key_raw, typed_rejects = _type_rows(spec, raw, match.positions, business_date)
     rejects.extend(typed_rejects)
     return ParsedFile(spec=spec, source_file=source_file, rows=rows, raw_keys=key_raw,
