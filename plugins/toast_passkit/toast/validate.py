@@ -48,10 +48,10 @@ def expectations_for(spec: ExportFile) -> list[Any]:
     import great_expectations as gx
 
     exp = gx.expectations
-    out: list[Any] = [exp.ExpectColumnToExist(column="source_row")]
+    required = ["source_row"] + [f.name for f in spec.fields if f.required or f.key]
+    # One expectation for every required column (cheaper than one per column).
+    out: list[Any] = [exp.ExpectTableColumnsToMatchSet(column_set=required, exact_match=False)]
     for f in spec.fields:
-        if f.required:
-            out.append(exp.ExpectColumnToExist(column=f.name))
         if not f.key:
             continue
         out.append(exp.ExpectColumnValuesToNotBeNull(column=f.name))
@@ -127,7 +127,8 @@ def validate_parsed(parsed: ParsedFile) -> ValidationOutcome:
         if r.success:
             continue
         cfg = r.expectation_config
-        column = cfg.kwargs.get("column") or cfg.kwargs.get("column_list")
+        column = (cfg.kwargs.get("column") or cfg.kwargs.get("column_list")
+                  or cfg.kwargs.get("column_set"))
         res = r.result or {}
         rows = [int(d.get("source_row")) for d in (res.get("unexpected_index_list") or [])]
         values = (res.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
