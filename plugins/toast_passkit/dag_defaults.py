@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 STAGED_TOAST = Asset(name="toast_staged_exports", uri="x-toast-passkit://warehouse/staging")
 # Desired pass states computed for a business date. Producer: loyalty. Consumer: passkit_sync.
 PASS_STATES = Asset(name="loyalty_pass_states", uri="x-toast-passkit://warehouse/pass_states")
+# Re-engagement actions planned for a business date. Producer: reengagement. Consumer:
+# passkit_sync (sends them). Event extra: {"business_date": "YYYY-MM-DD", counts...}.
+REENGAGEMENT_ACTIONS = Asset(name="reengagement_actions",
+                             uri="x-toast-passkit://warehouse/reengagement_actions")
 
 WAREHOUSE_POOL = "warehouse"
 

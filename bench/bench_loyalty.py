@@ -1,0 +1,221 @@
+"""Benchmark the loyalty engine over a year of checks (synthetic staged rows, DuckDB).
+
+Stages N locations x D days of synthetic Toast rows straight into the staging tables with
+DuckDB SQL (no CSV: this measures the loyalty engine, not the ingest): checks with e-mail,
+phone and customer-id identities drawn from a skewed guest population, 1-4 lines each
+(voided lines, gift cards, a reward item), voided orders, and late refunds re-exported three
+days later under the same Payment Id. Then, each timed in a child process of its own (peak
+memory is the child's, DuckDB included):
+
+- full:  the full recomputation as of day D-1 (everything from staging);
+- incr:  one more day's incremental run as of day D, after a full run as of D-1, at D = the
+         full length and at D = 30 (the target: day-D run <= 1.5 x the day-30 run).
+
+    .venv/bin/python bench/bench_loyalty.py --locations 10 --days 365 --checks-per-day 410
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+START = date(2025, 1, 1)
+PROGRAM = ROOT / "include" / "program.example.yaml"
+
+
+def stage(db: Path, locations: int, days: int, checks_per_day: int, guests: int) -> int:
+    """Synthetic staged rows for days 1..days; returns the number of checks."""
+    from toast_passkit.warehouse import Warehouse
+
+    warehouse = Warehouse.from_url(f"duckdb:///{db}")
+    warehouse.migrate()
+    warehouse.dispose()
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    params = {"locations": locations, "days": days, "per_day": checks_per_day,
+              "guests": guests, "start": START}
+    # u(x, salt): a deterministic uniform number in [0, 1) per row and purpose.
+    con.execute("""
+        CREATE OR REPLACE MACRO u(x, salt) AS (hash(x || '#' || salt) % 1000003) / 1000003.0
+    """)
+    con.execute("""
+        CREATE TEMP TABLE bench_checks AS
+        SELECT 'L' || loc AS location_id,
+               CAST($start AS DATE) + CAST(d - 1 AS INTEGER) AS business_date,
+               loc || '-' || d || '-' || n AS check_id,
+               CAST(FLOOR($guests * POW(u(loc || '-' || d || '-' || n, 'g'), 2.5)) AS BIGINT)
+                   AS guest,
+               u(loc || '-' || d || '-' || n, 'i') AS who,
+               u(loc || '-' || d || '-' || n, 'v') AS void_roll,
+               1 + CAST(FLOOR(4 * u(loc || '-' || d || '-' || n, 'l')) AS INTEGER) AS lines,
+               u(loc || '-' || d || '-' || n, 'r') AS refund_roll
+        FROM range(1, $days + 1) t2(d), range(1, $locations + 1) t1(loc),
+             range(1, $per_day + 1) t3(n)
+        ORDER BY d, loc, n
+    """, params)
+    lineage = "'bench.csv', 'x', 0, 'bench-load'"
+    con.execute(f"""
+        INSERT INTO stg_checks (location_id, business_date, check_id, customer_id,
+                                customer_name, customer_phone, customer_email, source_file,
+                                source_checksum, source_row, load_id)
+        SELECT location_id, business_date, check_id,
+               CASE WHEN who < 0.35 THEN 'cust-' || guest END,
+               CASE WHEN who < 0.75 THEN 'Guest ' || guest || ' Number' END,
+               CASE WHEN who BETWEEN 0.20 AND 0.45
+                    THEN '(212) ' || (200 + (guest // 10000) % 800) || '-'
+                         || LPAD(CAST(guest % 10000 AS VARCHAR), 4, '0') END,
+               CASE WHEN who < 0.30 OR who BETWEEN 0.45 AND 0.70
+                    THEN 'Guest' || guest || '@Example.com ' END,
+               {lineage}
+        FROM bench_checks ORDER BY business_date
+    """)
+    con.execute(f"""
+        INSERT INTO stg_orders (location_id, business_date, order_id, voided, amount,
+                                source_file, source_checksum, source_row, load_id)
+        SELECT location_id, business_date, 'o-' || check_id, void_roll < 0.01, 0, {lineage}
+        FROM bench_checks ORDER BY business_date
+    """)
+    con.execute(f"""
+        INSERT INTO stg_item_lines (location_id, business_date, item_selection_id, order_id,
+                                    check_id, menu_item, sales_category, net_price, voided,
+                                    deferred, source_file, source_checksum, source_row,
+                                    load_id)
+        SELECT c.location_id, c.business_date, c.check_id || '-' || l.k, 'o-' || c.check_id,
+               c.check_id,
+               CASE WHEN u(c.check_id || l.k, 'm') < 0.01 THEN 'Gift Card'
+                    WHEN u(c.check_id || l.k, 'm') < 0.04 THEN 'Family Feast'
+                    WHEN u(c.check_id || l.k, 'm') < 0.15 THEN 'IPA'
+                    ELSE 'Dish ' || CAST(FLOOR(40 * u(c.check_id || l.k, 'd')) AS INTEGER) END,
+               CASE WHEN u(c.check_id || l.k, 'm') BETWEEN 0.04 AND 0.15 THEN 'Alcohol'
+                    ELSE 'Food' END,
+               CAST(ROUND(4 + 36 * u(c.check_id || l.k, 'p'), 2) AS DECIMAL(12,2)),
+               u(c.check_id || l.k, 'x') < 0.03,
+               u(c.check_id || l.k, 'm') < 0.01,
+               {lineage}
+        FROM bench_checks c, range(1, 5) l(k)
+        WHERE l.k <= c.lines
+        ORDER BY c.business_date
+    """)
+    con.execute(f"""
+        INSERT INTO stg_payments (location_id, business_date, payment_id, order_id, check_id,
+                                  amount, email, phone, refund_amount, refund_local,
+                                  source_file, source_checksum, source_row, load_id)
+        SELECT location_id, business_date, 'p-' || check_id, 'o-' || check_id, check_id,
+               20, NULL, NULL, NULL, NULL, {lineage}
+        FROM bench_checks
+        UNION ALL
+        SELECT location_id, business_date + 3, 'p-' || check_id, 'o-' || check_id, check_id,
+               20, NULL, NULL, CAST(ROUND(30 * refund_roll / 0.02, 2) AS DECIMAL(12,2)),
+               CAST(business_date + 3 AS TIMESTAMP) + INTERVAL 14 HOUR, {lineage}
+        FROM bench_checks
+        WHERE refund_roll < 0.02 AND business_date + 3 <= CAST($start AS DATE) + $days - 1
+        ORDER BY 2
+    """, {"start": START, "days": days})
+    con.execute("""
+        INSERT INTO stg_loads (load_id, location_id, business_date, table_name, source_file,
+                               source_checksum, rows_read, rows_loaded, rows_rejected,
+                               unmapped_columns, loaded_at)
+        SELECT 'bench-' || location_id || '-' || business_date, location_id, business_date,
+               'all', 'bench.csv', 'x', 0, 0, 0, '',
+               CAST(business_date AS TIMESTAMP) + INTERVAL 30 HOUR
+        FROM (SELECT DISTINCT location_id, business_date FROM bench_checks)
+    """)
+    checks = con.execute("SELECT COUNT(*) FROM bench_checks").fetchone()[0]
+    con.close()
+    return checks
+
+
+def _child(db: str, as_of: str, full: bool, out) -> None:
+    import pandas  # noqa: F401 - imported lazily by the Arrow paths: keep it out of the timing
+
+    from toast_passkit.loyalty.engine import run_loyalty
+    from toast_passkit.loyalty.program import load_program
+    from toast_passkit.warehouse import Warehouse
+
+    warehouse = Warehouse.from_url(f"duckdb:///{db}")
+    warehouse.scalar("SELECT COUNT(*) FROM loyalty_runs")  # open the file outside the timing
+    program = load_program(PROGRAM)
+    began = time.perf_counter()
+    summary = run_loyalty(warehouse, program, date.fromisoformat(as_of), full_recompute=full)
+    elapsed = time.perf_counter() - began
+    warehouse.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.send((elapsed, peak_mb, summary.as_dict()))
+
+
+def timed_run(db: Path, as_of: date, full: bool = False) -> tuple[float, float, dict]:
+    """One run_loyalty in a fresh process: (seconds, peak MB, summary)."""
+    context = mp.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(str(db), as_of.isoformat(), full, send))
+    child.start()
+    result = receive.recv()
+    child.join()
+    return result
+
+
+def incremental(work: Path, db: Path, day: int, repeats: int) -> list[tuple[float, float]]:
+    """Time the run of `day` on copies of a warehouse computed up to day-1."""
+    figures = []
+    for attempt in range(repeats):
+        copy = work / f"copy-{day}-{attempt}.duckdb"
+        shutil.copyfile(db, copy)
+        seconds, peak, summary = timed_run(copy, START + timedelta(days=day - 1))
+        assert summary["mode"] == "incremental", summary
+        figures.append((seconds, peak))
+        copy.unlink()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--locations", type=int, default=10)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--checks-per-day", type=int, default=410, help="per location")
+    parser.add_argument("--guests", type=int, default=200_000)
+    parser.add_argument("--short-days", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-loyalty-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    results = {}
+    for days in (args.short_days, args.days):
+        db = work / f"staged-{days}.duckdb"
+        began = time.perf_counter()
+        checks = stage(db, args.locations, days, args.checks_per_day, args.guests)
+        print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
+              f"in {time.perf_counter() - began:.1f}s")
+        seconds, peak, summary = timed_run(db, START + timedelta(days=days - 2), full=True)
+        print(f"  full recomputation as of day {days - 1}: {seconds:.1f}s, peak {peak:.0f} MB, "
+              f"{summary['guests']:,} guests, {summary['members']:,} members")
+        runs = incremental(work, db, days, args.repeats)
+        median = statistics.median(s for s, _ in runs)
+        peak_incr = max(p for _, p in runs)
+        results[days] = median
+        print(f"  incremental run of day {days}: median {median:.2f}s "
+              f"({', '.join(f'{s:.2f}' for s, _ in runs)}), peak {peak_incr:.0f} MB")
+        db.unlink()
+    ratio = results[args.days] / results[args.short_days]
+    verdict = "ok" if ratio <= 1.5 else "OVER TARGET"
+    print(f"day-{args.days} run / day-{args.short_days} run = {ratio:.2f} "
+          f"(target <= 1.5: {verdict})")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

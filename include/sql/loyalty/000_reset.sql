@@ -1,0 +1,11 @@
+-- Full recomputation: forget every derived loyalty table so the run rebuilds it from staging.
+-- Kept: the append-only ledger, issued coupons, re-engagements, the member registry
+-- (externalIds never change), the phone cache and what PassKit reported.
+DELETE FROM loyalty_checks;
+DELETE FROM loyalty_check_rewards;
+DELETE FROM loyalty_refunds;
+DELETE FROM loyalty_identifiers;
+DELETE FROM loyalty_guests;
+DELETE FROM loyalty_partitions;
+DELETE FROM guest_spend;
+DELETE FROM pass_states;

@@ -1,0 +1,18 @@
+-- Empty the scratch tables of the previous run.
+DELETE FROM loyalty_work_partitions;
+DELETE FROM loyalty_work_checks;
+DELETE FROM loyalty_work_identities;
+DELETE FROM loyalty_work_identifiers;
+DELETE FROM loyalty_work_guest_remap;
+DELETE FROM loyalty_work_covers;
+DELETE FROM loyalty_work_guest_rows;
+DELETE FROM loyalty_work_member_rows;
+DELETE FROM loyalty_work_member_merges;
+DELETE FROM loyalty_work_refunds;
+DELETE FROM loyalty_work_guests;
+DELETE FROM loyalty_work_owners;
+DELETE FROM loyalty_work_owner_checks;
+DELETE FROM loyalty_work_owner_members;
+DELETE FROM loyalty_work_absences;
+DELETE FROM loyalty_work_balances;
+DELETE FROM loyalty_work_owner_states;

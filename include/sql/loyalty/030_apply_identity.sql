@@ -1,0 +1,71 @@
+-- Write the identity pass back (its output is in loyalty_work_identities, _identifiers,
+-- _guest_remap, _covers, _guest_rows, _member_rows, _member_merges): checks get their guest and covering
+-- member, guests joined into an older guest take its id, members follow their guest.
+
+-- Checks of an existing guest that got a member in this run (ids before the remap).
+UPDATE loyalty_checks
+SET covered_by = cover.external_id, covered_on = cover.covered_on
+FROM loyalty_work_covers cover
+WHERE loyalty_checks.guest_id = cover.guest_id
+  AND loyalty_checks.covered_by IS NULL;
+
+UPDATE loyalty_checks
+SET guest_id = remap.new_guest_id
+FROM loyalty_work_guest_remap remap
+WHERE loyalty_checks.guest_id = remap.old_guest_id;
+
+UPDATE loyalty_identifiers
+SET guest_id = remap.new_guest_id
+FROM loyalty_work_guest_remap remap
+WHERE loyalty_identifiers.guest_id = remap.old_guest_id;
+
+UPDATE loyalty_members
+SET guest_id = remap.new_guest_id
+FROM loyalty_work_guest_remap remap
+WHERE loyalty_members.guest_id = remap.old_guest_id;
+
+INSERT INTO loyalty_checks (location_id, check_id, business_date, voided, eligible_spend,
+                            qualifying, email, phone, customer_id, customer_name, guest_id,
+                            covered_by, covered_on)
+SELECT c.location_id, c.check_id, c.business_date, c.voided, c.eligible_spend, c.qualifying,
+       c.email, phone.phone_e164, c.customer_id, c.customer_name, i.guest_id, i.covered_by,
+       i.covered_on
+FROM loyalty_work_checks c
+JOIN loyalty_work_identities i
+  ON i.location_id = c.location_id AND i.check_id = c.check_id
+CROSS JOIN loyalty_program_settings s
+LEFT JOIN loyalty_phone_numbers phone
+  ON phone.raw_phone = c.raw_phone AND phone.region = s.default_phone_region;
+
+INSERT INTO loyalty_identifiers (identifier, guest_id)
+SELECT identifier, guest_id FROM loyalty_work_identifiers;
+
+DELETE FROM loyalty_guests
+WHERE EXISTS (SELECT 1 FROM loyalty_work_guest_remap remap
+              WHERE remap.old_guest_id = loyalty_guests.guest_id)
+   OR EXISTS (SELECT 1 FROM loyalty_work_guest_rows guest
+              WHERE guest.guest_id = loyalty_guests.guest_id);
+
+INSERT INTO loyalty_guests (guest_id, first_business_date, first_location_id, first_check_id,
+                            qualifying_checks, has_contact, first_visit_on, last_visit_on,
+                            carrier_external_id, carrier_enrolled_on)
+SELECT guest_id, first_business_date, first_location_id, first_check_id, qualifying_checks,
+       has_contact, first_visit_on, last_visit_on, carrier_external_id, carrier_enrolled_on
+FROM loyalty_work_guest_rows;
+
+UPDATE loyalty_members
+SET merged_into = joined.merged_into, merged_on = joined.merged_on
+FROM loyalty_work_member_merges joined
+WHERE loyalty_members.external_id = joined.external_id;
+
+-- Members enrolled in this run (every member in a full recomputation).
+DELETE FROM loyalty_members
+WHERE :full_run
+   OR EXISTS (SELECT 1 FROM loyalty_work_member_rows enrolled
+              WHERE enrolled.external_id = loyalty_members.external_id);
+
+INSERT INTO loyalty_members (external_id, guest_id, enrolled_on, anchor_location_id,
+                             anchor_check_id, merged_into, merged_on)
+SELECT external_id, guest_id, enrolled_on, anchor_location_id, anchor_check_id, merged_into,
+       merged_on
+FROM loyalty_work_member_rows;

@@ -1,0 +1,82 @@
+-- Ledger entries from facts (insert-only, keyed by natural key, so reruns add nothing):
+--   earn        per qualifying check of a guest, floor(eligible spend x points per unit)
+--   reversal    per refunded payment: for each check, cumulatively over its refunds in date
+--               order, min(floor(refunded so far x points per unit), points the check earned)
+--   bonus       per member enrolled, on its enrolment day
+--   redemption  per PassKit POINTS_BURNED event, on the local date PassKit recorded it
+INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
+                            run_id, created_at)
+SELECT 'earn|' || c.location_id || '|' || c.check_id, 'earn', c.business_date,
+       FLOOR(c.eligible_spend * s.points_per_currency_unit), c.location_id, c.check_id,
+       :run_id, CURRENT_TIMESTAMP
+FROM loyalty_work_checks w
+JOIN loyalty_checks c ON c.location_id = w.location_id AND c.check_id = w.check_id
+CROSS JOIN loyalty_program_settings s
+WHERE c.qualifying
+  AND c.guest_id IS NOT NULL
+  AND FLOOR(c.eligible_spend * s.points_per_currency_unit) > 0
+ON CONFLICT (entry_key) DO NOTHING;
+
+INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
+                            payment_id, run_id, created_at)
+WITH refunded_checks AS (
+    SELECT f.location_id, f.check_id
+    FROM loyalty_work_refunds r
+    JOIN loyalty_refunds f ON f.location_id = r.location_id AND f.payment_id = r.payment_id
+    UNION
+    SELECT f.location_id, f.check_id
+    FROM loyalty_refunds f
+    WHERE f.refund_date > CAST(:previous_as_of AS DATE)
+      AND f.refund_date <= CAST(:as_of AS DATE)
+),
+refunds_so_far AS (
+    SELECT f.location_id, f.check_id, f.payment_id, f.refund_date, earned.points AS earned,
+           SUM(f.refund_amount) OVER (
+               PARTITION BY f.location_id, f.check_id
+               ORDER BY f.refund_date, f.payment_id ROWS UNBOUNDED PRECEDING
+           ) AS refunded
+    FROM refunded_checks k
+    JOIN loyalty_refunds f ON f.location_id = k.location_id AND f.check_id = k.check_id
+    JOIN loyalty_ledger earned
+      ON earned.entry_key = 'earn|' || f.location_id || '|' || f.check_id
+    WHERE f.refund_date <= CAST(:as_of AS DATE)
+),
+reversed_so_far AS (
+    SELECT r.*, LEAST(FLOOR(r.refunded * s.points_per_currency_unit), r.earned) AS reversed
+    FROM refunds_so_far r
+    CROSS JOIN loyalty_program_settings s
+),
+reversals AS (
+    SELECT r.*,
+           r.reversed - COALESCE(LAG(r.reversed) OVER (
+               PARTITION BY r.location_id, r.check_id ORDER BY r.refund_date, r.payment_id
+           ), 0) AS points
+    FROM reversed_so_far r
+)
+SELECT 'reversal|' || location_id || '|' || payment_id, 'reversal', refund_date, -points,
+       location_id, check_id, payment_id, :run_id, CURRENT_TIMESTAMP
+FROM reversals
+WHERE points > 0
+ON CONFLICT (entry_key) DO NOTHING;
+
+INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, external_id, run_id,
+                            created_at)
+SELECT 'bonus|' || m.external_id, 'bonus', m.enrolled_on, s.welcome_bonus_points,
+       m.external_id, :run_id, CURRENT_TIMESTAMP
+FROM loyalty_members m
+CROSS JOIN loyalty_program_settings s
+WHERE s.welcome_bonus_points > 0
+  AND (:full_run OR m.enrolled_on > CAST(:previous_as_of AS DATE))
+  AND m.enrolled_on <= CAST(:as_of AS DATE)
+ON CONFLICT (entry_key) DO NOTHING;
+
+INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, external_id,
+                            passkit_event_id, run_id, created_at)
+SELECT 'redemption|' || p.passkit_event_id, 'redemption',
+       CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE), -p.points,
+       p.member_external_id, p.passkit_event_id, :run_id, CURRENT_TIMESTAMP
+FROM passkit_redemptions p
+CROSS JOIN loyalty_program_settings s
+WHERE p.points > 0
+  AND CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE) <= CAST(:as_of AS DATE)
+ON CONFLICT (entry_key) DO NOTHING;

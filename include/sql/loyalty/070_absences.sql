@@ -1,0 +1,38 @@
+-- Qualifying visits of each owner up to its evaluation day, and for the absence after each
+-- visit the day each inactivity threshold is reached: visit + N days, when no qualifying
+-- visit comes in (visit, visit + N] and that day is not after the evaluation day.
+-- The absence is named by the visit day's last check (the expiry entry's natural key).
+INSERT INTO loyalty_work_absences (owner_id, visit_on, last_location_id, last_check_id,
+                                   next_visit_on, expires_on, revokes_on, reengages_on)
+WITH visit_checks AS (
+    SELECT oc.owner_id, c.business_date, c.location_id, c.check_id,
+           ROW_NUMBER() OVER (PARTITION BY oc.owner_id, c.business_date
+                              ORDER BY c.location_id DESC, c.check_id DESC) AS day_rank
+    FROM loyalty_work_owner_checks oc
+    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
+    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    WHERE c.qualifying AND c.business_date <= o.eval_on
+),
+visits AS (
+    SELECT owner_id, business_date AS visit_on, location_id, check_id,
+           LEAD(business_date) OVER (PARTITION BY owner_id ORDER BY business_date)
+               AS next_visit_on
+    FROM visit_checks
+    WHERE day_rank = 1
+)
+SELECT v.owner_id, v.visit_on, v.location_id, v.check_id, v.next_visit_on,
+       CASE WHEN (v.next_visit_on IS NULL
+                  OR v.next_visit_on > v.visit_on + s.expire_points_after_days)
+                 AND v.visit_on + s.expire_points_after_days <= o.eval_on
+            THEN v.visit_on + s.expire_points_after_days END,
+       CASE WHEN (v.next_visit_on IS NULL
+                  OR v.next_visit_on > v.visit_on + s.revoke_pass_after_days)
+                 AND v.visit_on + s.revoke_pass_after_days <= o.eval_on
+            THEN v.visit_on + s.revoke_pass_after_days END,
+       CASE WHEN (v.next_visit_on IS NULL
+                  OR v.next_visit_on > v.visit_on + s.reengage_after_days)
+                 AND v.visit_on + s.reengage_after_days <= o.eval_on
+            THEN v.visit_on + s.reengage_after_days END
+FROM visits v
+JOIN loyalty_work_owners o ON o.owner_id = v.owner_id
+CROSS JOIN loyalty_program_settings s;

@@ -1,0 +1,70 @@
+-- Per-guest spend aggregates as of the run's day, for the recomputed guests: checks, visits
+-- (qualifying checks), first and last visit, lifetime eligible spend, refunded and net of
+-- refunds, net spend in the tier window, tier and balance on the run's day.
+DELETE FROM guest_spend
+WHERE EXISTS (SELECT 1 FROM loyalty_work_guests w WHERE w.guest_id = guest_spend.guest_id)
+   OR EXISTS (SELECT 1 FROM loyalty_work_guest_remap r
+              WHERE r.old_guest_id = guest_spend.guest_id);
+
+INSERT INTO guest_spend (guest_id, external_id, checks, visits, first_visit_on, last_visit_on,
+                         lifetime_spend, lifetime_refunded, lifetime_net_spend,
+                         window_net_spend, tier_id, points, as_of)
+WITH guest_checks AS (
+    SELECT o.owner_id, o.guest_id, o.external_id, c.location_id, c.check_id,
+           c.business_date, c.qualifying,
+           CASE WHEN c.qualifying THEN c.eligible_spend ELSE 0 END AS spend
+    FROM loyalty_work_owners o
+    JOIN loyalty_work_owner_checks oc ON oc.owner_id = o.owner_id
+    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    WHERE o.owner_kind = 'guest'
+),
+check_refunds AS (
+    SELECT g.location_id, g.check_id, SUM(f.refund_amount) AS refunded
+    FROM guest_checks g
+    JOIN loyalty_refunds f ON f.location_id = g.location_id AND f.check_id = g.check_id
+    WHERE f.refund_date <= CAST(:as_of AS DATE)
+    GROUP BY g.location_id, g.check_id
+),
+net_checks AS (
+    SELECT g.*, LEAST(COALESCE(r.refunded, 0), g.spend) AS refunded,
+           GREATEST(0, g.spend - COALESCE(r.refunded, 0)) AS net_spend
+    FROM guest_checks g
+    LEFT JOIN check_refunds r ON r.location_id = g.location_id AND r.check_id = g.check_id
+),
+aggregates AS (
+    SELECT n.owner_id, n.guest_id, n.external_id, COUNT(*) AS checks,
+           SUM(CASE WHEN n.qualifying THEN 1 ELSE 0 END) AS visits,
+           MIN(CASE WHEN n.qualifying THEN n.business_date END) AS first_visit_on,
+           MAX(CASE WHEN n.qualifying THEN n.business_date END) AS last_visit_on,
+           SUM(n.spend) AS lifetime_spend,
+           SUM(n.refunded) AS lifetime_refunded,
+           SUM(n.net_spend) AS lifetime_net_spend,
+           SUM(CASE WHEN n.business_date > CAST(:as_of AS DATE) - s.window_days
+                    THEN n.net_spend ELSE 0 END) AS window_net_spend
+    FROM net_checks n
+    CROSS JOIN loyalty_program_settings s
+    GROUP BY n.owner_id, n.guest_id, n.external_id
+),
+tiers_reached AS (
+    SELECT a.owner_id, t.tier_id,
+           ROW_NUMBER() OVER (PARTITION BY a.owner_id ORDER BY t.tier_rank DESC) AS tier_order
+    FROM aggregates a
+    JOIN loyalty_program_tiers t ON t.min_spend <= a.window_net_spend
+),
+balances AS (
+    SELECT owner_id, balance_after
+    FROM (
+        SELECT b.owner_id, b.balance_after,
+               ROW_NUMBER() OVER (PARTITION BY b.owner_id
+                                  ORDER BY b.entry_date DESC, b.step DESC, b.entry_key DESC)
+                   AS latest
+        FROM loyalty_work_balances b
+    ) ranked
+    WHERE latest = 1
+)
+SELECT a.guest_id, a.external_id, a.checks, a.visits, a.first_visit_on, a.last_visit_on,
+       a.lifetime_spend, a.lifetime_refunded, a.lifetime_net_spend, a.window_net_spend,
+       t.tier_id, COALESCE(b.balance_after, 0), CAST(:as_of AS DATE)
+FROM aggregates a
+JOIN tiers_reached t ON t.owner_id = a.owner_id AND t.tier_order = 1
+LEFT JOIN balances b ON b.owner_id = a.owner_id;

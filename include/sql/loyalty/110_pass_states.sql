@@ -1,0 +1,69 @@
+-- Desired pass of each member whose owner was recomputed: contact from the owner's latest
+-- checks up to its state day (forename = Customer up to the first space, surname = the rest),
+-- tier and points (balance rounded down) of that day, status, and a hash of that payload so
+-- the PassKit sync sends only what changed.
+DELETE FROM pass_states
+WHERE EXISTS (SELECT 1 FROM loyalty_work_owners o WHERE o.external_id = pass_states.external_id);
+
+INSERT INTO pass_states (external_id, guest_id, forename, surname, email, phone, tier_id,
+                         points, status, revoked_reason, revoked_on, enrolled_on, as_of,
+                         state_hash)
+WITH contacts AS (
+    SELECT oc.owner_id, c.customer_name, c.email, c.phone,
+           c.business_date, c.location_id, c.check_id
+    FROM loyalty_work_owner_checks oc
+    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
+    JOIN loyalty_work_owner_states st ON st.owner_id = oc.owner_id
+    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    WHERE o.external_id IS NOT NULL AND c.business_date <= st.state_on
+),
+latest_names AS (
+    SELECT owner_id, customer_name
+    FROM (SELECT owner_id, customer_name,
+                 ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY business_date DESC,
+                                    location_id DESC, check_id DESC) AS latest
+          FROM contacts WHERE customer_name IS NOT NULL) ranked
+    WHERE latest = 1
+),
+latest_emails AS (
+    SELECT owner_id, email
+    FROM (SELECT owner_id, email,
+                 ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY business_date DESC,
+                                    location_id DESC, check_id DESC) AS latest
+          FROM contacts WHERE email IS NOT NULL) ranked
+    WHERE latest = 1
+),
+latest_phones AS (
+    SELECT owner_id, phone
+    FROM (SELECT owner_id, phone,
+                 ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY business_date DESC,
+                                    location_id DESC, check_id DESC) AS latest
+          FROM contacts WHERE phone IS NOT NULL) ranked
+    WHERE latest = 1
+),
+passes AS (
+    SELECT o.external_id, o.guest_id,
+           CASE WHEN STRPOS(n.customer_name, ' ') > 0
+                THEN SUBSTRING(n.customer_name FROM 1 FOR STRPOS(n.customer_name, ' ') - 1)
+                ELSE n.customer_name END AS forename,
+           CASE WHEN STRPOS(n.customer_name, ' ') > 0
+                THEN TRIM(SUBSTRING(n.customer_name FROM STRPOS(n.customer_name, ' ') + 1))
+                END AS surname,
+           e.email, p.phone, st.tier_id,
+           CAST(FLOOR(st.balance) AS INTEGER) AS points,
+           CASE WHEN st.revoked_reason IS NULL THEN 'active' ELSE 'revoked' END AS status,
+           st.revoked_reason, st.revoked_on, m.enrolled_on
+    FROM loyalty_work_owners o
+    JOIN loyalty_work_owner_states st ON st.owner_id = o.owner_id
+    JOIN loyalty_members m ON m.external_id = o.external_id
+    LEFT JOIN latest_names n ON n.owner_id = o.owner_id
+    LEFT JOIN latest_emails e ON e.owner_id = o.owner_id
+    LEFT JOIN latest_phones p ON p.owner_id = o.owner_id
+    WHERE o.external_id IS NOT NULL
+)
+SELECT external_id, guest_id, forename, surname, email, phone, tier_id, points, status,
+       revoked_reason, revoked_on, enrolled_on, CAST(:as_of AS DATE),
+       MD5(external_id || '|' || COALESCE(forename, '') || '|' || COALESCE(surname, '')
+           || '|' || COALESCE(email, '') || '|' || COALESCE(phone, '') || '|' || tier_id
+           || '|' || CAST(points AS VARCHAR) || '|' || status)
+FROM passes;
