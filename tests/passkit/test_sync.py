@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -422,3 +422,46 @@ def test_without_a_reengagement_table_members_and_rewards_still_sync(
     sync(warehouse, sync_client)
     assert sync_client.call_counts == {"enrol_member": 3, "issue_coupon": 1}
     assert_passkit_holds(sync_sandbox, warehouse)
+
+
+def test_with_the_loyalty_engine_a_redemption_goes_round_once(warehouse, sync_sandbox,
+                                                              sync_client) -> None:
+    """Toast checks → loyalty run → sync → staff burn in PassKit → read-back → the next
+    loyalty run counts the redemption → the sync sends only the new visit's points."""
+    from tests.loyalty.loyalty_builders import START, Toast, make_program
+    from toast_passkit.loyalty.engine import run_loyalty
+
+    today = (datetime.now(UTC).date() - START).days + 1  # builder day numbers
+    program = make_program(tiers={"levels": [{"id": "base", "min_spend": 0},
+                                             {"id": "silver", "min_spend": 100}]})
+    toast = Toast(warehouse)
+    toast.check("a-1", today - 4, email="ann@example.com", name="Ann Example", spend="120.00")
+    toast.check("b-1", today - 4, email="bob@example.com", name="Bob Example", spend="40.00")
+    toast.check("a-2", today - 3, email="ann@example.com", spend="30.00")
+    toast.load()
+    run_loyalty(warehouse, program, START + timedelta(days=today - 3))
+    sync(warehouse, sync_client)
+    assert sync_client.call_counts == {"enrol_member": 2}
+    assert_passkit_holds(sync_sandbox, warehouse)
+    ann = warehouse.scalar("SELECT external_id FROM pass_states WHERE email = 'ann@example.com'")
+    assert (_points(sync_sandbox, ann), warehouse.scalar(
+        "SELECT tier_id FROM pass_states WHERE external_id = :e", {"e": ann})) == (150, "silver")
+
+    staff_burn(sync_client, ann, 50, "dessert")
+    read_back_redemptions(warehouse, sync_client, program_id=PROGRAM, config=FAST)
+    sync_client.reset_counters()
+    sync(warehouse, sync_client)
+    assert sync_client.call_counts == {}  # the burn is not undone before the ledger has it
+
+    toast.check("a-3", today - 1, email="ann@example.com", spend="20.00")
+    toast.load()
+    run_loyalty(warehouse, program, START + timedelta(days=today))  # counts the redemption
+    assert warehouse.scalar("SELECT points FROM pass_states WHERE external_id = :e",
+                            {"e": ann}) == 120
+    sync(warehouse, sync_client)
+    assert sync_client.call_counts == {"earn_points": 1}  # +20, nothing burned twice
+    assert _points(sync_sandbox, ann) == 120
+    assert_passkit_holds(sync_sandbox, warehouse)
+    sync_client.reset_counters()
+    sync(warehouse, sync_client)
+    assert sync_client.call_counts == {}

@@ -1231,6 +1231,11 @@ def _open(passkit_conn_id: str | None,
     from toast_passkit.settings import load_settings
 
     program = load_program(load_settings().program_file)
+    program_id = program.program.passkit_program_id
+    if not program_id or program_id == "REPLACE_ME":  # fail before touching anything
+        raise SyncConfigError(
+            "the program's passkit_program_id is not set (program file "
+            f"{load_settings().program_file}, key program.passkit_program_id)")
     warehouse = Warehouse.from_connection()
     warehouse.migrate()
     hook = client = None
@@ -1239,7 +1244,7 @@ def _open(passkit_conn_id: str | None,
 
         hook = PassKitHook(passkit_conn_id)
         client = hook.get_client()
-    return warehouse, client, hook, program.program.passkit_program_id, program.revoke.mode
+    return warehouse, client, hook, program_id, program.revoke.mode
 
 
 def _close(warehouse: Warehouse, hook: Any) -> None:
