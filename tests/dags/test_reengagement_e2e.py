@@ -2,8 +2,7 @@
 engine and the reengagement DAG, then the PassKit sync sending the actions to the sandbox.
 
 Both DAGs run with `dag.test()` against the warehouse of `AIRFLOW_CONN_TOAST_WAREHOUSE`, on
-DuckDB and on PostgreSQL. The sync runs through its Python API (`run_sync`) against the local
-PassKit sandbox (swap in the passkit_sync DAG once it exists).
+DuckDB and on PostgreSQL; so does the passkit_sync DAG, against the local PassKit sandbox.
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from tests.loyalty.loyalty_builders import Toast, make_program, pass_of
 from tests.reengagement.reengagement_builders import at, day, pass_payload
 from toast_passkit.devtools import load_dag
 from toast_passkit.loyalty.engine import run_loyalty
-from toast_passkit.passkit.client import PassKitClient
 from toast_passkit.passkit.sandbox import run_sandbox_in_thread
-from toast_passkit.passkit.sync import SyncConfig, run_sync
 from toast_passkit.warehouse import Warehouse, url_for_connection
 from toast_passkit.webhooks.receiver import ReceiverSettings, create_app
 
@@ -132,11 +130,15 @@ def test_webhooks_drive_pass_activity_and_reengagement_actions(
         # coupon; Ada (audience) gets nothing from PassKit.
         coupon_id = warehouse.scalar("SELECT coupon_external_id FROM reengagement_actions "
                                      "WHERE channel = 'coupon'")
-        with run_sandbox_in_thread(api_key=API_KEY, api_secret=API_SECRET) as sandbox, \
-                PassKitClient(sandbox.url, API_KEY, API_SECRET, program_id=PROGRAM,
-                              requests_per_second=None) as client:
-            run_sync(warehouse, client, program_id=PROGRAM, as_of=day(31),
-                     config=SyncConfig(flush_seconds=0.1))
+        warehouse.dispose()
+        program_file = tmp_path / "program.yaml"
+        program_file.write_text(yaml.safe_dump(program.model_dump(mode="json")))
+        monkeypatch.setenv("AIRFLOW_VAR_LOYALTY_PROGRAM_FILE", str(program_file))
+        with run_sandbox_in_thread(api_key=API_KEY, api_secret=API_SECRET) as sandbox:
+            monkeypatch.setenv("AIRFLOW_CONN_PASSKIT_DEFAULT", json.dumps({
+                "conn_type": "http", "host": sandbox.url, "login": API_KEY,
+                "password": API_SECRET, "extra": {"program_id": PROGRAM}}))
+            run("passkit_sync", run_conf={"business_date": day(31).isoformat()})
             snapshot = sandbox.data.snapshot()
             members = {m["externalId"]: m for m in snapshot["members"]}
             coupons = snapshot["coupons"]
