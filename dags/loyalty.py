@@ -27,6 +27,7 @@ from toast_passkit.dag_defaults import (
     PASS_STATES,
     STAGED_TOAST,
     WAREHOUSE_POOL,
+    business_date_param,
     resolve_business_date,
 )
 from toast_passkit.settings import timezone_at_parse_time
@@ -42,8 +43,7 @@ TIMEZONE = timezone_at_parse_time()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "business_date": Param(None, type=["null", "string"], format="date",
-                               description="Compute pass states as of this business date"),
+        "business_date": business_date_param("Compute pass states as of this business date"),
         "full_recompute": Param(False, type="boolean",
                                 description="Rebuild every loyalty table from staging"),
     },

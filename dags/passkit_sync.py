@@ -44,6 +44,7 @@ from toast_passkit.dag_defaults import (
     PASS_STATES,
     REENGAGEMENT_ACTIONS,
     WAREHOUSE_POOL,
+    business_date_param,
     resolve_business_date,
 )
 from toast_passkit.settings import timezone_at_parse_time
@@ -59,8 +60,7 @@ TIMEZONE = timezone_at_parse_time()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "business_date": Param(None, type=["null", "string"], format="date",
-                               description="Send the states as of this business date"),
+        "business_date": business_date_param("Send the states as of this business date"),
         "dry_run": Param(False, type="boolean",
                          description="Plan and report only: no PassKit call"),
         "max_revocation_share": Param(0.10, type="number", minimum=0, maximum=1,

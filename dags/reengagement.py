@@ -32,13 +32,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from toast_passkit.dag_defaults import (
     DEFAULT_ARGS,
     PASS_STATES,
     REENGAGEMENT_ACTIONS,
     WAREHOUSE_POOL,
+    business_date_param,
     resolve_business_date,
 )
 from toast_passkit.settings import timezone_at_parse_time
@@ -54,8 +55,7 @@ TIMEZONE = timezone_at_parse_time()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "business_date": Param(None, type=["null", "string"], format="date",
-                               description="Business date to plan for (YYYY-MM-DD)"),
+        "business_date": business_date_param("Business date to plan for (YYYY-MM-DD)"),
     },
     tags=["loyalty", "reengagement"],
     doc_md=__doc__,

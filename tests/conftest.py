@@ -69,12 +69,7 @@ def warehouse_conn(request, tmp_path) -> dict:
 @pytest.fixture
 def warehouse(warehouse_conn) -> Iterator[Warehouse]:
     """A migrated warehouse on each engine."""
-    from toast_passkit.warehouse import url_for_connection
-
-    c = warehouse_conn
-    wh = Warehouse.from_url(url_for_connection(
-        c["conn_type"], c["host"], c.get("port"), c.get("login"), None, c.get("schema"),
-        search_path=(c.get("extra") or {}).get("search_path")))
+    wh = Warehouse.from_connection_fields(warehouse_conn)
     wh.migrate()
     yield wh
     wh.dispose()

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ DEFAULT_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=30),
     "on_failure_callback": on_task_failure,
 }
+
+
+def business_date_param(description: str) -> Param:
+    """The optional `business_date` param every DAG takes (YYYY-MM-DD; empty = the default)."""
+    return Param(None, type=["null", "string"], format="date", description=description)
 
 
 def resolve_business_date(context: dict[str, Any], timezone: str) -> date:

@@ -80,6 +80,16 @@ class Warehouse:
             search_path=conn.extra_dejson.get("search_path"),
         ))
 
+    @classmethod
+    def from_connection_fields(cls, conn: Mapping[str, Any]) -> Warehouse:
+        """Engine from the fields of an Airflow connection given as a mapping (the JSON form
+        of `AIRFLOW_CONN_TOAST_WAREHOUSE`): conn_type, host, port, login, password, schema,
+        extra.search_path."""
+        extra = conn.get("extra") or {}
+        return cls.from_url(url_for_connection(
+            conn["conn_type"], conn.get("host"), conn.get("port"), conn.get("login"),
+            conn.get("password"), conn.get("schema"), search_path=extra.get("search_path")))
+
     @property
     def dialect(self) -> str:
         """`duckdb` or `postgresql`."""

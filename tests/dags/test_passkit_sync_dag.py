@@ -23,7 +23,7 @@ from tests.passkit.conftest import (
 )
 from toast_passkit.devtools import load_dag
 from toast_passkit.passkit.sandbox import run_sandbox_in_thread
-from toast_passkit.warehouse import Warehouse, url_for_connection
+from toast_passkit.warehouse import Warehouse
 
 DAY = date(2026, 11, 3)
 pytestmark = pytest.mark.airflow
@@ -42,9 +42,7 @@ revoke:
 
 
 def open_warehouse(conn: dict) -> Warehouse:
-    return Warehouse.from_url(url_for_connection(
-        conn["conn_type"], conn["host"], conn.get("port"), conn.get("login"), None,
-        conn.get("schema"), search_path=(conn.get("extra") or {}).get("search_path")))
+    return Warehouse.from_connection_fields(conn)
 
 
 def run(conf: dict, *, expect: str = "success"):

@@ -22,7 +22,7 @@ from tests.reengagement.reengagement_builders import at, day, pass_payload
 from toast_passkit.devtools import load_dag
 from toast_passkit.loyalty.engine import run_loyalty
 from toast_passkit.passkit.sandbox import run_sandbox_in_thread
-from toast_passkit.warehouse import Warehouse, url_for_connection
+from toast_passkit.warehouse import Warehouse
 from toast_passkit.webhooks.receiver import ReceiverSettings, create_app
 
 pytestmark = pytest.mark.airflow
@@ -35,9 +35,7 @@ MESSAGE = "We miss you! Come back for a treat."
 
 
 def open_warehouse(conn: dict) -> Warehouse:
-    return Warehouse.from_url(url_for_connection(
-        conn["conn_type"], conn["host"], conn.get("port"), conn.get("login"), None,
-        conn.get("schema"), search_path=(conn.get("extra") or {}).get("search_path")))
+    return Warehouse.from_connection_fields(conn)
 
 
 def run(dag_id: str, **kwargs: Any) -> None:
