@@ -198,3 +198,38 @@ def spend_of(warehouse: Warehouse, check_id: str) -> dict[str, Any]:
     rows = warehouse.query("SELECT * FROM loyalty_checks WHERE check_id = :c", {"c": check_id})
     assert len(rows) == 1
     return rows[0]
+
+
+def empty_warehouse(warehouse: Warehouse) -> None:
+    """Delete every row of every table of the warehouse (its schema stays migrated)."""
+    tables = [row["table_name"] for row in warehouse.query("""
+        SELECT table_name FROM information_schema.tables
+        WHERE table_schema = current_schema() AND table_catalog = current_database()
+          AND table_type = 'BASE TABLE'
+        ORDER BY table_name
+    """)]
+    assert "loyalty_ledger" in tables, tables
+    with warehouse.begin() as conn:
+        for table in tables:
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+def snapshot(warehouse: Warehouse) -> dict[str, list[tuple]]:
+    """What day-by-day and at-once loads must agree on: ledger, passes, coupons, spend,
+    members and checks (no run ids or timestamps), each sorted."""
+    queries = {
+        "ledger": "SELECT entry_key, kind, entry_date, points, location_id, check_id, "
+                  "payment_id, external_id, passkit_event_id FROM loyalty_ledger",
+        "pass_states": "SELECT external_id, guest_id, forename, surname, email, phone, "
+                       "tier_id, points, status, revoked_reason, revoked_on, enrolled_on, "
+                       "state_hash FROM pass_states",
+        "pass_coupons": "SELECT coupon_external_id, external_id, reward_id, location_id, "
+                        "check_id, issued_on FROM pass_coupons",
+        "guest_spend": "SELECT guest_id, external_id, checks, visits, first_visit_on, "
+                       "last_visit_on, lifetime_spend, lifetime_refunded, lifetime_net_spend, "
+                       "window_net_spend, tier_id, points FROM guest_spend",
+        "members": "SELECT * FROM loyalty_members",
+        "checks": "SELECT * FROM loyalty_checks",
+    }
+    return {name: sorted(tuple(row.values()) for row in warehouse.query(sql))
+            for name, sql in queries.items()}

@@ -1,6 +1,12 @@
-"""History loaded day by day or all at once gives the same ledger and states; reruns add nothing."""
+"""History loaded day by day or all at once gives the same ledger and states; reruns add nothing.
 
-from tests.loyalty.loyalty_builders import Toast, make_program, redeem, run
+The scenario's day-by-day and at-once loads are computed once per engine for the module
+(`daily`, `backfilled`); tests compare with their snapshots, taken when they were loaded.
+"""
+
+import pytest
+
+from tests.loyalty.loyalty_builders import Toast, make_program, redeem, run, snapshot
 from tests.loyalty.loyalty_builders import day as day_of
 from toast_passkit.loyalty.identity import make_external_id
 
@@ -52,25 +58,6 @@ def redemptions_of_day(warehouse, n: int) -> None:
         redeem(warehouse, "burn-ada", ADA, "10", 4)
 
 
-def snapshot(warehouse) -> dict[str, list[tuple]]:
-    queries = {
-        "ledger": "SELECT entry_key, kind, entry_date, points, location_id, check_id, "
-                  "payment_id, external_id, passkit_event_id FROM loyalty_ledger",
-        "pass_states": "SELECT external_id, guest_id, forename, surname, email, phone, "
-                       "tier_id, points, status, revoked_reason, revoked_on, enrolled_on, "
-                       "state_hash FROM pass_states",
-        "pass_coupons": "SELECT coupon_external_id, external_id, reward_id, location_id, "
-                        "check_id, issued_on FROM pass_coupons",
-        "guest_spend": "SELECT guest_id, external_id, checks, visits, first_visit_on, "
-                       "last_visit_on, lifetime_spend, lifetime_refunded, lifetime_net_spend, "
-                       "window_net_spend, tier_id, points FROM guest_spend",
-        "members": "SELECT * FROM loyalty_members",
-        "checks": "SELECT * FROM loyalty_checks",
-    }
-    return {name: sorted(tuple(row.values()) for row in warehouse.query(sql))
-            for name, sql in queries.items()}
-
-
 def load_day_by_day(warehouse) -> None:
     toast = Toast(warehouse)
     for n in range(1, LAST_DAY + 1):
@@ -90,31 +77,47 @@ def load_all_at_once(warehouse) -> None:
     run(warehouse, PROGRAM, LAST_DAY)
 
 
-def test_day_by_day_equals_all_at_once(warehouse, fresh_warehouse):
+@pytest.fixture(scope="module")
+def daily(warehouse_pool):
+    """The scenario loaded and run day by day, and its snapshot right after."""
+    warehouse = warehouse_pool.take()
     load_day_by_day(warehouse)
-    at_once = fresh_warehouse()
-    load_all_at_once(at_once)
-    daily, backfilled = snapshot(warehouse), snapshot(at_once)
-    for table in daily:
-        assert daily[table] == backfilled[table], table
-    states = {r[0]: r for r in daily["pass_states"]}
+    return warehouse, snapshot(warehouse)
+
+
+@pytest.fixture(scope="module")
+def backfilled(warehouse_pool):
+    """Snapshot of the scenario loaded all at once and run once, for its last day."""
+    warehouse = warehouse_pool.take()
+    load_all_at_once(warehouse)
+    return snapshot(warehouse)
+
+
+def test_day_by_day_equals_all_at_once(daily, backfilled):
+    _, by_day = daily
+    for table in by_day:
+        assert by_day[table] == backfilled[table], table
+    states = {r[0]: r for r in by_day["pass_states"]}
     assert states[ADA][7:10] == (60, "active", None)                    # reinstated, expired
-    statuses = sorted((r[8], r[9]) for r in daily["pass_states"])
+    statuses = sorted((r[8], r[9]) for r in by_day["pass_states"])
     assert statuses == [("active", None), ("active", None), ("active", None),
                         ("revoked", "merged"), ("revoked", "refunded")]
 
 
-def test_rerunning_every_day_or_the_whole_history_changes_nothing(warehouse):
-    load_day_by_day(warehouse)
-    before = snapshot(warehouse)
-    for n in range(1, LAST_DAY + 1):
+def test_rerunning_a_day_or_the_whole_history_changes_nothing(daily):
+    warehouse, before = daily
+    # A run for a day before the latest one computed runs as of that latest day, so the
+    # first day, a day in the middle and the latest day cover every rerun of a past day.
+    for n in (1, LAST_DAY // 2, LAST_DAY):
         summary = run(warehouse, PROGRAM, n)
         assert (summary.points_issued, summary.members_to_enrol, summary.coupons) == (0, 0, 0)
+        assert summary.as_of == day_of(LAST_DAY)
+    assert snapshot(warehouse) == before
     run(warehouse, PROGRAM, LAST_DAY, full_recompute=True)
     assert snapshot(warehouse) == before
 
 
-def test_a_late_partition_recomputes_to_the_same_result(warehouse, fresh_warehouse):
+def test_a_late_partition_recomputes_to_the_same_result(warehouse, backfilled):
     toast = Toast(warehouse)
     for n in range(1, LAST_DAY + 1):
         stage_day(toast, n)
@@ -134,6 +137,4 @@ def test_a_late_partition_recomputes_to_the_same_result(warehouse, fresh_warehou
             toast.load()
         if n == 4:
             assert summary.mode == "full"
-    at_once = fresh_warehouse()
-    load_all_at_once(at_once)
-    assert snapshot(warehouse) == snapshot(at_once)
+    assert snapshot(warehouse) == backfilled

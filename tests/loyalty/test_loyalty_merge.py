@@ -1,6 +1,17 @@
 """Joined guests: the first-enrolled member carries on with the joint history, one bonus."""
 
-from tests.loyalty.loyalty_builders import day, make_program, passes, redeem, run
+from decimal import Decimal
+
+from tests.loyalty.loyalty_builders import (
+    Toast,
+    day,
+    ledger,
+    make_program,
+    passes,
+    redeem,
+    run,
+    snapshot,
+)
 
 REWARD = [{"id": "feast", "menu_items": ["Family Feast"], "passkit_campaign_id": "c",
            "passkit_offer_id": "o"}]
@@ -37,3 +48,50 @@ def test_a_check_joining_two_members(warehouse, toast):
     assert coupon == [{"external_id": second["external_id"]}]            # its coupon stays
     run(warehouse, program, 5, full_recompute=True)
     assert passes(warehouse) == [{**first}, {**second}]
+
+
+def test_a_merge_that_fills_a_gap_in_the_visits_corrects_the_expiry_entries(
+        warehouse, toast, fresh_warehouse):
+    """Expiry entries are derived: the joint history replaces those written before the merge."""
+    program = make_program(inactivity={"expire_points_after_days": 2})
+
+    def stage(toast, n):
+        if n == 1:
+            toast.check("a1", 1, email="ada@x.com", spend="10.00")          # Ada enrols
+        elif n == 2:
+            toast.check("b1", 2, phone="202-555-0143", spend="4.00")        # B enrols
+        elif n == 5:
+            toast.check("j1", 5, email="ada@x.com", phone="202-555-0143",   # joins them,
+                        spend="0.00")                                       # not a visit
+
+    def expiries(wh):
+        return [(r["entry_key"], r["entry_date"], Decimal(r["points"]), r["external_id"])
+                for r in wh.query("SELECT * FROM loyalty_ledger WHERE kind = 'expiry' "
+                                  "ORDER BY entry_key")]
+
+    for n in range(1, 6):
+        stage(toast, n)
+        toast.load()
+        run(warehouse, program, n)
+        if n == 4:  # apart, each guest's points expired 2 days after its visit
+            ada, b = passes(warehouse)
+            assert expiries(warehouse) == [
+                ("expiry|L1|a1", day(3), Decimal(-10), ada["external_id"]),
+                ("expiry|L1|b1", day(4), Decimal(-4), b["external_id"])]
+    # joint visits on days 1 and 2: no gap of 2 days after day 1, so Ada's day-3 expiry goes;
+    # the absence after day 2 expires all 14 points on day 4, held by Ada (enrolled first)
+    assert expiries(warehouse) == [("expiry|L1|b1", day(4), Decimal(-14), ada["external_id"])]
+    assert ledger(warehouse) == [("earn", day(1), Decimal(10)), ("earn", day(2), Decimal(4)),
+                                 ("expiry", day(4), Decimal(-14))]
+    ada, b = passes(warehouse)
+    assert (ada["status"], ada["points"], b["revoked_reason"]) == ("active", 0, "merged")
+
+    at_once = fresh_warehouse()
+    toast = Toast(at_once)
+    for n in range(1, 6):
+        stage(toast, n)
+    toast.load()
+    run(at_once, program, 5)
+    assert snapshot(at_once) == snapshot(warehouse)
+    run(warehouse, program, 5)                                              # rerun: no change
+    assert snapshot(warehouse) == snapshot(at_once)

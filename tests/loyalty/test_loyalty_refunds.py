@@ -57,3 +57,38 @@ def test_all_spend_refunded_revokes_until_a_new_visit(warehouse, toast):
     run(warehouse, program, 6)
     member = pass_of(warehouse, "c1")
     assert (member["status"], member["points"]) == ("active", 3)        # reinstated
+
+
+def test_a_payment_refund_exported_again_with_a_new_amount_corrects_its_reversal(
+        warehouse, toast):
+    """Reversals are derived: day by day gives what the at-once load gives (8, not 5)."""
+    toast.check("c1", 1, email="ada@x.com", spend="40.00")               # earns 40
+    toast.load()
+    run(warehouse, make_program(), 1)
+    toast.refund("c1", "5.00", 2, refunded_on=2)
+    toast.load()
+    run(warehouse, make_program(), 2)
+    assert ledger(warehouse, ("reversal",)) == [("reversal", day(2), Decimal(-5))]
+    toast.refund("c1", "8.00", 3, refunded_on=2)                         # re-exported, 8 wins
+    toast.load()
+    run(warehouse, make_program(), 3)
+    assert ledger(warehouse, ("reversal",)) == [("reversal", day(2), Decimal(-8))]
+    assert pass_of(warehouse, "c1")["points"] == 32
+
+
+def test_a_refund_dated_before_one_already_reversed_splits_the_cap_in_date_order(
+        warehouse, toast):
+    toast.check("c1", 1, email="ada@x.com", spend="40.00")               # earns 40
+    toast.load()
+    run(warehouse, make_program(), 1)
+    toast.refund("c1", "30.00", 3, refunded_on=3, payment_id="p-later")
+    toast.load()
+    run(warehouse, make_program(), 3)
+    assert ledger(warehouse, ("reversal",)) == [("reversal", day(3), Decimal(-30))]
+    toast.refund("c1", "15.00", 4, refunded_on=2, payment_id="p-earlier")
+    toast.load()
+    run(warehouse, make_program(), 4)
+    # in date order: day 2 reverses 15, day 3 min(45, 40) - 15 = 25; never more than earned
+    assert ledger(warehouse, ("reversal",)) == [
+        ("reversal", day(2), Decimal(-15)), ("reversal", day(3), Decimal(-25))]
+    assert pass_of(warehouse, "c1")["points"] == 0

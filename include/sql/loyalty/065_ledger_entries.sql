@@ -1,9 +1,11 @@
--- Ledger entries from facts (insert-only, keyed by natural key, so reruns add nothing):
+-- Ledger entries from facts, keyed by natural key so reruns add nothing:
 --   earn        per qualifying check of a guest, floor(eligible spend x points per unit)
 --   reversal    per refunded payment: for each check, cumulatively over its refunds in date
 --               order, min(floor(refunded so far x points per unit), points the check earned)
 --   bonus       per member enrolled, on its enrolment day
 --   redemption  per PassKit POINTS_BURNED event, on the local date PassKit recorded it
+-- earn, bonus and redemption entries are insert-only. Reversals are derived (see below), as
+-- are expiry entries (085_expiry_entries.sql).
 INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
                             run_id, created_at)
 SELECT 'earn|' || c.location_id || '|' || c.check_id, 'earn', c.business_date,
@@ -17,26 +19,22 @@ WHERE c.qualifying
   AND FLOOR(c.eligible_spend * s.points_per_currency_unit) > 0
 ON CONFLICT (entry_key) DO NOTHING;
 
-INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
-                            payment_id, run_id, created_at)
-WITH refunded_checks AS (
-    SELECT f.location_id, f.check_id
-    FROM loyalty_work_refunds r
-    JOIN loyalty_refunds f ON f.location_id = r.location_id AND f.payment_id = r.payment_id
-    UNION
-    SELECT f.location_id, f.check_id
-    FROM loyalty_refunds f
-    WHERE f.refund_date > CAST(:previous_as_of AS DATE)
-      AND f.refund_date <= CAST(:as_of AS DATE)
-),
-refunds_so_far AS (
+-- Reversals are derived: for every check of a recomputed guest (every check in a full run)
+-- they are recomputed from the check's refunds as of the run's day (the latest export of each
+-- Payment Id), so a refund amount that changes or a refund dated before one already reversed
+-- corrects them. An entry the refunds no longer give, or give differently, is removed and
+-- written again; an unchanged one keeps its run_id and created_at.
+INSERT INTO loyalty_work_derived_entries (entry_key, kind, entry_date, points, location_id,
+                                          check_id, payment_id, external_id)
+WITH refunds_so_far AS (
     SELECT f.location_id, f.check_id, f.payment_id, f.refund_date, earned.points AS earned,
            SUM(f.refund_amount) OVER (
                PARTITION BY f.location_id, f.check_id
                ORDER BY f.refund_date, f.payment_id ROWS UNBOUNDED PRECEDING
            ) AS refunded
-    FROM refunded_checks k
-    JOIN loyalty_refunds f ON f.location_id = k.location_id AND f.check_id = k.check_id
+    FROM loyalty_work_guests w
+    JOIN loyalty_checks c ON c.guest_id = w.guest_id
+    JOIN loyalty_refunds f ON f.location_id = c.location_id AND f.check_id = c.check_id
     JOIN loyalty_ledger earned
       ON earned.entry_key = 'earn|' || f.location_id || '|' || f.check_id
     WHERE f.refund_date <= CAST(:as_of AS DATE)
@@ -54,9 +52,38 @@ reversals AS (
     FROM reversed_so_far r
 )
 SELECT 'reversal|' || location_id || '|' || payment_id, 'reversal', refund_date, -points,
-       location_id, check_id, payment_id, :run_id, CURRENT_TIMESTAMP
+       location_id, check_id, payment_id, CAST(NULL AS VARCHAR)
 FROM reversals
-WHERE points > 0
+WHERE points > 0;
+
+-- Stale reversal entries: in a full run any, otherwise those of the recomputed guests' checks
+-- (two statements, so the second reads the ledger by check rather than scanning it).
+DELETE FROM loyalty_ledger
+WHERE :full_run AND kind = 'reversal'
+  AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d
+                  WHERE d.entry_key = loyalty_ledger.entry_key
+                    AND d.entry_date = loyalty_ledger.entry_date
+                    AND d.points = loyalty_ledger.points
+                    AND d.check_id = loyalty_ledger.check_id);
+
+DELETE FROM loyalty_ledger
+WHERE kind = 'reversal'
+  AND EXISTS (SELECT 1 FROM loyalty_checks c
+              JOIN loyalty_work_guests w ON w.guest_id = c.guest_id
+              WHERE c.location_id = loyalty_ledger.location_id
+                AND c.check_id = loyalty_ledger.check_id)
+  AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d
+                  WHERE d.entry_key = loyalty_ledger.entry_key
+                    AND d.entry_date = loyalty_ledger.entry_date
+                    AND d.points = loyalty_ledger.points
+                    AND d.check_id = loyalty_ledger.check_id);
+
+INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
+                            payment_id, run_id, created_at)
+SELECT entry_key, kind, entry_date, points, location_id, check_id, payment_id, :run_id,
+       CURRENT_TIMESTAMP
+FROM loyalty_work_derived_entries
+WHERE kind = 'reversal'
 ON CONFLICT (entry_key) DO NOTHING;
 
 INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, external_id, run_id,

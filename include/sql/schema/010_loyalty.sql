@@ -1,11 +1,12 @@
 -- Loyalty engine tables: the program as tables, guests, the points ledger, pass states.
 -- Runs unchanged on DuckDB and PostgreSQL. Groups:
 --   loyalty_program_*   the validated program file, rewritten at the start of every run
---   loyalty_*           the engine's own state (checks, guests, members, append-only ledger)
+--   loyalty_*           the engine's own state (checks, guests, members, the ledger)
 --   loyalty_work_*      scratch tables of one run (emptied at its start, read within it)
 --   pass_*, passkit_*, reengagements, guest_spend   shared with the PassKit sync / webhooks
--- Only the ledger, pass_coupons, reengagements and passkit_redemptions carry unique keys:
--- they are insert-only; the other tables are replaced by delete + insert within a run.
+-- Only the ledger, pass_coupons, reengagements and passkit_redemptions carry unique keys and
+-- are never rewritten wholesale (the ledger's derived entries excepted, see below); the other
+-- tables are replaced by delete + insert within a run.
 
 -- The program -------------------------------------------------------------------------
 
@@ -148,9 +149,17 @@ CREATE TABLE IF NOT EXISTS loyalty_members (
 
 -- The points ledger ------------------------------------------------------------------
 
--- Append-only: one entry per earning check ('earn'), refunded payment ('reversal'), member
--- welcome bonus ('bonus'), PassKit redemption ('redemption') and absence ('expiry').
--- points are signed (earn and bonus positive). entry_key is the natural key.
+-- One entry per earning check ('earn'), refunded payment ('reversal'), member welcome bonus
+-- ('bonus'), PassKit redemption ('redemption') and absence ('expiry'). points are signed
+-- (earn and bonus positive). entry_key is the natural key: an entry is never duplicated.
+--   Facts, insert-only: earn, bonus, redemption. Written once, never changed or removed.
+--   Derived: reversal, expiry. They depend on the guest's whole history (later refund exports
+--   of a payment, a merge that fills a gap in the visits or changes the carrying member), so
+--   each run that recomputes a guest (every guest in a full run) recomputes them: an entry
+--   the history no longer gives, or gives differently, is removed (and the corrected one
+--   written); an unchanged entry is left as it is, run_id and created_at included.
+-- So loading history day by day and loading it all at once give identical ledgers, and
+-- rerunning any day changes nothing.
 CREATE TABLE IF NOT EXISTS loyalty_ledger (
     entry_key         VARCHAR PRIMARY KEY,
     kind              VARCHAR NOT NULL,
@@ -327,6 +336,18 @@ CREATE TABLE IF NOT EXISTS loyalty_work_member_merges (
 CREATE TABLE IF NOT EXISTS loyalty_work_refunds (
     location_id  VARCHAR NOT NULL,
     payment_id   VARCHAR NOT NULL
+);
+
+-- The derived ledger entries (reversal, expiry) the recomputed guests' histories give.
+CREATE TABLE IF NOT EXISTS loyalty_work_derived_entries (
+    entry_key    VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    entry_date   DATE NOT NULL,
+    points       DECIMAL(12,2) NOT NULL,
+    location_id  VARCHAR NOT NULL,
+    check_id     VARCHAR NOT NULL,
+    payment_id   VARCHAR,
+    external_id  VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS loyalty_work_guests (

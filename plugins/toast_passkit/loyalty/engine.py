@@ -8,8 +8,12 @@ program into tables, parses phones and runs the identity pass (loyalty/identity.
 A run is incremental when it can be: it folds in only the export partitions staged since the
 previous run and recomputes only the guests they touch plus those whose time-based state moves
 (a check leaving the tier window, an inactivity threshold reached). It recomputes everything
-(the ledger stays append-only) on the first run, when the program changed, when a partition
-at or before the previous run's day is staged (late or reloaded), or when asked to.
+on the first run, when the program changed, when a partition at or before the previous run's
+day is staged (late or reloaded), or when asked to.
+The ledger is keyed by natural keys and never duplicates an entry. Earn, bonus and redemption
+entries are insert-only; reversal and expiry entries are derived from a guest's whole history,
+so every run recomputes them for the guests it recomputes and removes or corrects those the
+history no longer gives: loading day by day and loading at once give the same ledger.
 A run never moves backwards: for a day before the latest one already computed it brings the
 state up to date as of that latest day (rerunning a past day changes nothing).
 """
