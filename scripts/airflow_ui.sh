@@ -32,7 +32,7 @@ print((datetime.now(ZoneInfo('${AIRFLOW_VAR_TOAST_TIMEZONE:-America/New_York}'))
     echo "Sample exports for $start and the 6 days after it are in $TOAST_PASSKIT_VAR_DIR/exports."
     echo "Trigger toast_ingest (param business_date), or backfill the week:"
     echo "  source scripts/local_env.sh && airflow backfill create --dag-id toast_ingest \\"
-    echo "    --from-date $start --to-date <yesterday> --reprocess-behavior completed"
+    echo "    --from-date $start --to-date <today> --reprocess-behavior completed"
     ;;
   stop)
     if [ -f "$PIDFILE" ]; then
