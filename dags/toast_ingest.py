@@ -10,6 +10,14 @@ atomically. Bad rows land in `stg_rejected_rows`; suite results in `stg_validati
 data interval starts on (restaurant time); a manual run processes `business_date` when given,
 otherwise yesterday in restaurant time.
 
+**A range of days**: with `through_date` (YYYY-MM-DD) each location's task ingests every
+business date from that day through `through_date` as one batch (one typing query and one
+Great Expectations run per staging table, one transaction; ranges over 31 days run as
+consecutive batches), staging exactly the rows day-by-day runs would. A day that fails (a
+file missing, a blocking expectation on its rows) keeps its previous staged state; the other
+days are staged, then the task fails naming each failed day. For backfills and re-ingests
+from the archive.
+
 **Source**: connection `toast_exports` (`sftp` = Toast's SFTP server, `fs` = a local folder).
 With `source = archive` the day is re-ingested from the raw archive, without Toast.
 
@@ -44,6 +52,9 @@ TIMEZONE = timezone_at_parse_time()
     params={
         "business_date": Param(None, type=["null", "string"], format="date",
                                description="Business date to ingest (YYYY-MM-DD)"),
+        "through_date": Param(None, type=["null", "string"], format="date",
+                              description="Last business date of a range (YYYY-MM-DD): each "
+                              "location ingests business_date..through_date in one batch"),
         "source": Param("toast", enum=["toast", "archive"],
                         description="toast = the toast_exports connection; archive = re-ingest"),
     },
@@ -53,7 +64,11 @@ TIMEZONE = timezone_at_parse_time()
 def toast_ingest() -> None:
     @task
     def business_date(**context) -> str:
-        return resolve_business_date(context, TIMEZONE).isoformat()
+        from toast_passkit.toast.pipeline import business_dates
+
+        day = resolve_business_date(context, TIMEZONE).isoformat()
+        business_dates(day, context["params"].get("through_date"))  # an empty range fails here
+        return day
 
     @task
     def locations(day: str, **context) -> list[str]:
@@ -67,14 +82,19 @@ def toast_ingest() -> None:
 
         get_current_context()["location_label"] = location_id  # names the mapped task in the UI
 
-        return ingest_one(location_id=location_id, day=day, source=context["params"]["source"])
+        params = context["params"]
+        return ingest_one(location_id=location_id, day=day, source=params["source"],
+                          through_date=params.get("through_date"))
 
     @task(outlets=[STAGED_TOAST])
     def publish(results: list[dict], day: str, **context) -> dict:
         from toast_passkit.toast.pipeline import summarise
 
         summary = summarise(results)
-        context["outlet_events"][STAGED_TOAST].extra = {"business_date": day, **summary}
+        # Consumers read the latest business date staged: the range's last day.
+        last = context["params"].get("through_date") or day
+        context["outlet_events"][STAGED_TOAST].extra = {
+            "business_date": last, "first_business_date": day, **summary}
         return summary
 
     day = business_date()

@@ -109,3 +109,25 @@ def test_manual_rerun_from_the_archive_after_toast_deleted_the_files(
     shutil.rmtree(sample_exports)
     run(dag, run_conf={"business_date": DAY.isoformat(), "source": "archive"})
     assert staged(warehouse) == before
+
+
+def test_through_date_stages_the_whole_range_per_location(
+        airflow_db, monkeypatch, tmp_path, sample_exports, warehouse_conn) -> None:
+    from toast_passkit.devtools import load_dag as load_project_dag
+
+    configure(monkeypatch, tmp_path, warehouse_conn,
+              {"conn_type": "fs", "extra": {"path": str(sample_exports)}})
+    first, last = date(2026, 11, 1), date(2026, 11, 7)
+    run(load_project_dag("toast_ingest", retries=0),
+        run_conf={"business_date": first.isoformat(), "through_date": last.isoformat()})
+
+    week = {date.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)}
+    for table, rows in staged(warehouse_conn).items():
+        assert {(r["location_id"], r["business_date"]) for r in rows} == {
+            (loc, day) for loc in ("100001", "100002", "100003") for day in week}, table
+    wh = open_warehouse(warehouse_conn)
+    try:
+        assert wh.scalar("SELECT COUNT(DISTINCT load_id) FROM stg_loads") == 3 * 7
+        assert wh.scalar("SELECT COUNT(*) FROM stg_validation_results WHERE success") == 3 * 7 * 5
+    finally:
+        wh.dispose()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
 
 from toast_passkit.settings import load_settings
 from toast_passkit.toast.archive import RawArchive
-from toast_passkit.toast.ingest import ingest_partition
+from toast_passkit.toast.ingest import PartitionResult, ingest_partition, ingest_partitions
 from toast_passkit.toast.sources import ExportSource, SourceError, source_from_connection
 from toast_passkit.warehouse import Warehouse
 
@@ -34,38 +35,71 @@ def locations_to_ingest(source: str = "toast") -> list[str]:
     return found
 
 
-def ingest_one(location_id: str, day: str, source: str = "toast") -> dict[str, object]:
-    """Ingest one (location, business date) partition; returns its counts."""
+def business_dates(first: str, through: str | None = None) -> list[date]:
+    """Business dates from `first` through `through` (ISO dates, inclusive); `first` alone."""
+    start = date.fromisoformat(first)
+    end = date.fromisoformat(through) if through else start
+    if end < start:
+        raise ValueError(f"through_date {end} is before business_date {start}")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def ingest_one(location_id: str, day: str, source: str = "toast",
+               through_date: str | None = None) -> dict[str, object]:
+    """Ingest one location's business date, or `day` through `through_date` as one batch.
+
+    Returns the counts of what was staged (summed over the range for a batch).
+    """
+    dates = business_dates(day, through_date)
     settings = load_settings()
     archive = RawArchive(settings.archive_root)
     warehouse = Warehouse.from_connection()
     src = _source(source, archive)
     try:
         warehouse.migrate()
-        result = ingest_partition(
-            source=src, archive=archive, warehouse=warehouse,
-            location_id=location_id, business_date=date.fromisoformat(day),
-            column_mapping=settings.column_mapping,
-        )
+        if through_date is None:
+            return ingest_partition(
+                source=src, archive=archive, warehouse=warehouse, location_id=location_id,
+                business_date=dates[0], column_mapping=settings.column_mapping,
+            ).as_dict()
+        return range_summary(location_id, dates, ingest_partitions(
+            source=src, archive=archive, warehouse=warehouse, location_id=location_id,
+            business_dates=dates, column_mapping=settings.column_mapping,
+        ))
     finally:
         src.close()
         warehouse.dispose()
-    return result.as_dict()
+
+
+def range_summary(location_id: str, dates: list[date],
+                  results: list[PartitionResult]) -> dict[str, object]:
+    """One location's counts over a range of business dates (the shape `summarise` reads)."""
+    return {"location_id": location_id, "business_date": dates[0].isoformat(),
+            "through_date": dates[-1].isoformat(), "partitions": len(results),
+            "load_ids": [r.load_id for r in results],
+            "rows_loaded": _totals(r.rows_loaded for r in results),
+            "rows_rejected": _totals(r.rows_rejected for r in results),
+            "files_archived": sum(r.files_archived for r in results)}
+
+
+def _totals(counts: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    """Per-table sums of per-table counts."""
+    out: dict[str, int] = {}
+    for per_table in counts:
+        for table, n in per_table.items():
+            out[table] = out.get(table, 0) + int(n)  # type: ignore[call-overload]
+    return out
 
 
 def summarise(results: list[dict[str, object]]) -> dict[str, object]:
     """Per-table totals over a run's partitions, printed for the task log."""
-    loaded: dict[str, int] = {}
-    rejected: dict[str, int] = {}
-    for r in results:
-        for table, n in dict(r["rows_loaded"]).items():  # type: ignore[call-overload]
-            loaded[table] = loaded.get(table, 0) + int(n)
-        for table, n in dict(r["rows_rejected"]).items():  # type: ignore[call-overload]
-            rejected[table] = rejected.get(table, 0) + int(n)
-    summary = {"partitions": len(results), "rows_loaded": loaded, "rows_rejected": rejected,
+    loaded = _totals(r["rows_loaded"] for r in results)  # type: ignore[misc]
+    rejected = _totals(r["rows_rejected"] for r in results)  # type: ignore[misc]
+    partitions = sum(int(r.get("partitions", 1)) for r in results)  # type: ignore[call-overload]
+    summary = {"partitions": partitions, "rows_loaded": loaded, "rows_rejected": rejected,
                "locations": sorted(str(r["location_id"]) for r in results)}
     width = max((len(t) for t in loaded), default=10)
     lines = [f"{'table':<{width}}  {'loaded':>8}  {'rejected':>8}"]
     lines += [f"{t:<{width}}  {loaded[t]:>8}  {rejected.get(t, 0):>8}" for t in sorted(loaded)]
-    log.info("staged %d partition(s):\n%s", len(results), "\n".join(lines))
+    log.info("staged %d partition(s):\n%s", partitions, "\n".join(lines))
     return summary
