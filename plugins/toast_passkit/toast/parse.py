@@ -304,8 +304,12 @@ _LOCAL = threading.local()
 
 @cache
 def _database() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB for the process: opening one costs more than typing a file."""
-    return duckdb.connect()
+    """One in-memory DuckDB for the process: opening one costs more than typing a file.
+
+    One thread: typing runs beside the ingest's main thread (see ingest.py), which it should
+    not crowd out; a query over a month of one location's files takes well under a second.
+    """
+    return duckdb.connect(config={"threads": 1})
 
 
 def _duck() -> duckdb.DuckDBPyConnection:
