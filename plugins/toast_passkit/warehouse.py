@@ -27,6 +27,12 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
 WAREHOUSE_CONN_ID = "toast_warehouse"
 
 _STATEMENT_SPLIT = re.compile(r";\s*(?:\n|$)")
+# DuckDB folds its write-ahead log into the database file (a checkpoint) once the log passes
+# this size, and when the last connection closes (a task's dispose()). Its default, 16 MB,
+# makes every commit of a day's ingest or loyalty run a checkpoint that rewrites the tables'
+# last row groups; at 256 MB a task's commits only append to the log and the task checkpoints
+# once, at its end.
+DUCKDB_CHECKPOINT_THRESHOLD = "256MB"
 
 
 class WarehouseError(RuntimeError):
@@ -66,7 +72,8 @@ class Warehouse:
         if url.startswith("duckdb"):
             # One pooled connection per engine; tasks dispose() the engine when done so the
             # DuckDB file lock is released for the next task (another process).
-            return cls(sa.create_engine(url, poolclass=SingletonThreadPool))
+            return cls(sa.create_engine(url, poolclass=SingletonThreadPool, connect_args={
+                "config": {"checkpoint_threshold": DUCKDB_CHECKPOINT_THRESHOLD}}))
         return cls(sa.create_engine(url, pool_pre_ping=True))
 
     @classmethod

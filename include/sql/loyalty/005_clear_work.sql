@@ -1,6 +1,7 @@
 -- Empty the scratch tables of the previous run.
 DELETE FROM loyalty_work_partitions;
 DELETE FROM loyalty_work_checks;
+DELETE FROM loyalty_work_check_updates;
 DELETE FROM loyalty_work_identities;
 DELETE FROM loyalty_work_identifiers;
 DELETE FROM loyalty_work_guest_remap;

@@ -7,6 +7,8 @@
 --                    Order Id, so the check's orders come from its lines and payments)
 --   identity       = CheckDetails e-mail / phone, else the check's PaymentDetails ones
 -- A check staged in several partitions is taken from the earliest.
+-- Staging is read only between the first and last business dates folded in (:work_from,
+-- :work_to), so DuckDB skips the row groups of older days.
 INSERT INTO loyalty_work_checks (location_id, check_id, business_date, voided, eligible_spend,
                                  qualifying, email, raw_phone, customer_id, customer_name)
 WITH staged_checks AS (
@@ -16,6 +18,7 @@ WITH staged_checks AS (
     FROM stg_checks c
     JOIN loyalty_work_partitions w
       ON w.location_id = c.location_id AND w.business_date = c.business_date
+    WHERE c.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
 ),
 check_lines AS (
     SELECT l.location_id, l.business_date, l.check_id,
@@ -32,6 +35,7 @@ check_lines AS (
     LEFT JOIN loyalty_program_exclusions excluded_category
       ON excluded_category.kind = 'sales_category'
      AND excluded_category.name_key = LOWER(TRIM(l.sales_category))
+    WHERE l.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
     GROUP BY l.location_id, l.business_date, l.check_id
 ),
 check_orders AS (
@@ -39,13 +43,13 @@ check_orders AS (
     FROM stg_item_lines l
     JOIN loyalty_work_partitions w
       ON w.location_id = l.location_id AND w.business_date = l.business_date
-    WHERE l.order_id IS NOT NULL
+    WHERE l.order_id IS NOT NULL AND l.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
     UNION
     SELECT p.location_id, p.business_date, p.check_id, p.order_id
     FROM stg_payments p
     JOIN loyalty_work_partitions w
       ON w.location_id = p.location_id AND w.business_date = p.business_date
-    WHERE p.order_id IS NOT NULL
+    WHERE p.order_id IS NOT NULL AND p.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
 ),
 voided_checks AS (
     SELECT DISTINCT co.location_id, co.business_date, co.check_id
@@ -53,7 +57,7 @@ voided_checks AS (
     JOIN stg_orders o
       ON o.location_id = co.location_id AND o.business_date = co.business_date
      AND o.order_id = co.order_id
-    WHERE o.voided
+    WHERE o.voided AND o.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
 ),
 payment_contacts AS (
     SELECT p.location_id, p.business_date, p.check_id,
@@ -62,6 +66,7 @@ payment_contacts AS (
     FROM stg_payments p
     JOIN loyalty_work_partitions w
       ON w.location_id = p.location_id AND w.business_date = p.business_date
+    WHERE p.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
     GROUP BY p.location_id, p.business_date, p.check_id
 ),
 facts AS (

@@ -8,4 +8,4 @@ JOIN stg_item_lines l
  AND l.check_id = c.check_id
 JOIN loyalty_program_rewards r
   ON r.menu_item_key = LOWER(TRIM(l.menu_item))
-WHERE NOT l.voided;
+WHERE NOT l.voided AND l.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE);

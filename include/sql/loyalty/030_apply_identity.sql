@@ -2,22 +2,46 @@
 -- _guest_remap, _covers, _guest_rows, _member_rows, _member_merges): checks get their guest and covering
 -- member, guests joined into an older guest take its id, members follow their guest.
 
--- Checks of an existing guest that got a member in this run (ids before the remap).
-UPDATE loyalty_checks
-SET covered_by = cover.external_id, covered_on = cover.covered_on
-FROM loyalty_work_covers cover
-WHERE loyalty_checks.guest_id = cover.guest_id
-  AND loyalty_checks.covered_by IS NULL;
+-- Existing checks whose guest got a member in this run (covered_by, covered_on; guest ids
+-- before the remap) or whose guest joined an older guest (guest_id), and identifiers of such
+-- guests, are rewritten by delete + insert rather than UPDATE: they lie scattered over the
+-- whole history, and DuckDB rewrites every column segment an UPDATE touches at checkpoint.
+INSERT INTO loyalty_work_check_updates (location_id, check_id, business_date, voided,
+                                        eligible_spend, qualifying, email, phone, customer_id,
+                                        customer_name, guest_id, covered_by, covered_on)
+SELECT c.location_id, c.check_id, c.business_date, c.voided, c.eligible_spend, c.qualifying,
+       c.email, c.phone, c.customer_id, c.customer_name,
+       COALESCE(remap.new_guest_id, c.guest_id),
+       CASE WHEN c.covered_by IS NULL AND cover.guest_id IS NOT NULL
+            THEN cover.external_id ELSE c.covered_by END,
+       CASE WHEN c.covered_by IS NULL AND cover.guest_id IS NOT NULL
+            THEN cover.covered_on ELSE c.covered_on END
+FROM loyalty_checks c
+LEFT JOIN loyalty_work_covers cover ON cover.guest_id = c.guest_id
+LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = c.guest_id
+WHERE remap.old_guest_id IS NOT NULL
+   OR (cover.guest_id IS NOT NULL AND c.covered_by IS NULL);
 
-UPDATE loyalty_checks
-SET guest_id = remap.new_guest_id
-FROM loyalty_work_guest_remap remap
-WHERE loyalty_checks.guest_id = remap.old_guest_id;
+DELETE FROM loyalty_checks
+WHERE EXISTS (SELECT 1 FROM loyalty_work_check_updates u
+              WHERE u.location_id = loyalty_checks.location_id
+                AND u.check_id = loyalty_checks.check_id);
 
-UPDATE loyalty_identifiers
-SET guest_id = remap.new_guest_id
-FROM loyalty_work_guest_remap remap
-WHERE loyalty_identifiers.guest_id = remap.old_guest_id;
+INSERT INTO loyalty_checks (location_id, check_id, business_date, voided, eligible_spend,
+                            qualifying, email, phone, customer_id, customer_name, guest_id,
+                            covered_by, covered_on)
+SELECT location_id, check_id, business_date, voided, eligible_spend, qualifying, email, phone,
+       customer_id, customer_name, guest_id, covered_by, covered_on
+FROM loyalty_work_check_updates;
+
+INSERT INTO loyalty_work_identifiers (identifier, guest_id)
+SELECT i.identifier, remap.new_guest_id
+FROM loyalty_identifiers i
+JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = i.guest_id;
+
+DELETE FROM loyalty_identifiers
+WHERE EXISTS (SELECT 1 FROM loyalty_work_guest_remap remap
+              WHERE remap.old_guest_id = loyalty_identifiers.guest_id);
 
 UPDATE loyalty_members
 SET guest_id = remap.new_guest_id

@@ -5,7 +5,8 @@ INSERT INTO loyalty_work_refunds (location_id, payment_id)
 SELECT DISTINCT p.location_id, p.payment_id
 FROM stg_payments p
 JOIN loyalty_work_partitions w
-  ON w.location_id = p.location_id AND w.business_date = p.business_date;
+  ON w.location_id = p.location_id AND w.business_date = p.business_date
+WHERE p.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE);
 
 DELETE FROM loyalty_refunds
 WHERE EXISTS (SELECT 1 FROM loyalty_work_refunds r
@@ -24,6 +25,9 @@ FROM (
     FROM stg_payments p
     JOIN loyalty_work_refunds r
       ON r.location_id = p.location_id AND r.payment_id = p.payment_id
-    WHERE p.business_date <= CAST(:as_of AS DATE)
+    -- The latest export of a Payment Id folded in is in the partitions folded in: an
+    -- incremental run folds only partitions after the previous run's day.
+    WHERE p.business_date >= CAST(:work_from AS DATE)
+      AND p.business_date <= CAST(:as_of AS DATE)
 ) latest
 WHERE export_rank = 1 AND refund_amount > 0;

@@ -100,9 +100,12 @@ class _PreviousRun:
 
 
 def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
-                full_recompute: bool = False) -> LoyaltySummary:
+                full_recompute: bool = False, keep_work: bool = False) -> LoyaltySummary:
     """Compute guests, ledger, tiers, rewards, inactivity and pass states up to and including
-    business date `as_of` from whatever is staged. Idempotent; one transaction."""
+    business date `as_of` from whatever is staged. Idempotent; one transaction.
+
+    The run's scratch tables (loyalty_work_*) are emptied before it commits, so the next run
+    doesn't pay for deleting them; `keep_work` keeps them for inspection until the next run."""
     started_at = datetime.now(UTC)
     run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:10]}"
     with warehouse.begin() as conn, _engine_settings(warehouse, conn):
@@ -135,6 +138,8 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
 
         summary = _summarise(warehouse, conn, run_id, day, full, previous, identity,
                              registry)
+        if not keep_work:
+            warehouse.run_file(conn, "loyalty/005_clear_work.sql")
         warehouse.execute(conn, """
             INSERT INTO loyalty_runs (run_id, requested_as_of, as_of, mode, program_fingerprint,
                                       partitions, checks, guests_recomputed, started_at,
@@ -188,8 +193,15 @@ def _full_reason(asked: bool, previous: _PreviousRun | None, program: Program) -
 
 
 def _stage_work(warehouse: Warehouse, conn: Connection, params: dict[str, Any]) -> None:
+    """The partitions to fold in, and the business dates they span (:work_from, :work_to):
+    the models read staging rows only within them, so DuckDB skips older row groups."""
     warehouse.run_file(conn, "loyalty/005_clear_work.sql")
     warehouse.run_file(conn, "loyalty/010_partitions.sql", params)
+    first, last = warehouse.execute(conn, """
+        SELECT MIN(business_date), MAX(business_date) FROM loyalty_work_partitions
+    """).one()
+    params["work_from"] = first or params["as_of"]
+    params["work_to"] = last or params["as_of"]
 
 
 def _late_data(warehouse: Warehouse, conn: Connection, previous_as_of: date) -> str | None:
