@@ -20,8 +20,10 @@ WHERE m.merged_into IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM pass_states ps
                   WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged');
 
-INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id)
-SELECT o.owner_id, c.location_id, c.check_id
+INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
+                                       qualifying, eligible_spend, customer_name, email, phone)
+SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, c.customer_name, c.email, c.phone
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
 WHERE o.owner_kind = 'guest';
@@ -44,8 +46,10 @@ SELECT g.owner_id, g.external_id, g.external_id = o.external_id
 FROM member_group g
 JOIN loyalty_work_owners o ON o.owner_id = g.owner_id;
 
-INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id)
-SELECT om.owner_id, c.location_id, c.check_id
+INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
+                                       qualifying, eligible_spend, customer_name, email, phone)
+SELECT om.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, c.customer_name, c.email, c.phone
 FROM loyalty_work_owner_members om
 JOIN loyalty_work_owners o ON o.owner_id = om.owner_id
 JOIN loyalty_checks c ON c.covered_by = om.external_id

@@ -17,6 +17,7 @@ CROSS JOIN loyalty_program_settings s
 WHERE c.qualifying
   AND c.guest_id IS NOT NULL
   AND FLOOR(c.eligible_spend * s.points_per_currency_unit) > 0
+  AND c.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
 ON CONFLICT (entry_key) DO NOTHING;
 
 -- Reversals are derived: for every check of a recomputed guest (every check in a full run)
@@ -32,8 +33,8 @@ WITH refunds_so_far AS (
                PARTITION BY f.location_id, f.check_id
                ORDER BY f.refund_date, f.payment_id ROWS UNBOUNDED PRECEDING
            ) AS refunded
-    FROM loyalty_work_guests w
-    JOIN loyalty_checks c ON c.guest_id = w.guest_id
+    FROM loyalty_work_owners o
+    JOIN loyalty_work_owner_checks c ON c.owner_id = o.owner_id AND o.owner_kind = 'guest'
     JOIN loyalty_refunds f ON f.location_id = c.location_id AND f.check_id = c.check_id
     JOIN loyalty_ledger earned
       ON earned.entry_key = 'earn|' || f.location_id || '|' || f.check_id
@@ -68,8 +69,8 @@ WHERE :full_run AND kind = 'reversal'
 
 DELETE FROM loyalty_ledger
 WHERE kind = 'reversal'
-  AND EXISTS (SELECT 1 FROM loyalty_checks c
-              JOIN loyalty_work_guests w ON w.guest_id = c.guest_id
+  AND EXISTS (SELECT 1 FROM loyalty_work_owner_checks c
+              JOIN loyalty_work_owners o ON o.owner_id = c.owner_id AND o.owner_kind = 'guest'
               WHERE c.location_id = loyalty_ledger.location_id
                 AND c.check_id = loyalty_ledger.check_id)
   AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d

@@ -5,12 +5,11 @@
 INSERT INTO loyalty_work_absences (owner_id, visit_on, last_location_id, last_check_id,
                                    next_visit_on, expires_on, revokes_on, reengages_on)
 WITH visit_checks AS (
-    SELECT oc.owner_id, c.business_date, c.location_id, c.check_id,
-           ROW_NUMBER() OVER (PARTITION BY oc.owner_id, c.business_date
+    SELECT c.owner_id, c.business_date, c.location_id, c.check_id,
+           ROW_NUMBER() OVER (PARTITION BY c.owner_id, c.business_date
                               ORDER BY c.location_id DESC, c.check_id DESC) AS day_rank
-    FROM loyalty_work_owner_checks oc
-    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
-    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    FROM loyalty_work_owner_checks c
+    JOIN loyalty_work_owners o ON o.owner_id = c.owner_id
     WHERE c.qualifying AND c.business_date <= o.eval_on
 ),
 visits AS (

@@ -31,8 +31,8 @@ WHERE :full_run AND kind = 'expiry'
 
 DELETE FROM loyalty_ledger
 WHERE kind = 'expiry'
-  AND EXISTS (SELECT 1 FROM loyalty_checks c
-              JOIN loyalty_work_guests w ON w.guest_id = c.guest_id
+  AND EXISTS (SELECT 1 FROM loyalty_work_owner_checks c
+              JOIN loyalty_work_owners o ON o.owner_id = c.owner_id AND o.owner_kind = 'guest'
               WHERE c.location_id = loyalty_ledger.location_id
                 AND c.check_id = loyalty_ledger.check_id)
   AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d

@@ -11,10 +11,9 @@
 INSERT INTO loyalty_work_owner_states (owner_id, last_visit_on, revoked_reason, revoked_on,
                                        state_on, window_spend, tier_id, balance)
 WITH qualifying_checks AS (
-    SELECT oc.owner_id, c.location_id, c.check_id, c.business_date, c.eligible_spend
-    FROM loyalty_work_owner_checks oc
-    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
-    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    SELECT c.owner_id, c.location_id, c.check_id, c.business_date, c.eligible_spend
+    FROM loyalty_work_owner_checks c
+    JOIN loyalty_work_owners o ON o.owner_id = c.owner_id
     WHERE c.qualifying AND c.business_date <= o.eval_on
 ),
 refund_steps AS (

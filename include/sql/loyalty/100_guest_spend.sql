@@ -14,8 +14,7 @@ WITH guest_checks AS (
            c.business_date, c.qualifying,
            CASE WHEN c.qualifying THEN c.eligible_spend ELSE 0 END AS spend
     FROM loyalty_work_owners o
-    JOIN loyalty_work_owner_checks oc ON oc.owner_id = o.owner_id
-    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    JOIN loyalty_work_owner_checks c ON c.owner_id = o.owner_id
     WHERE o.owner_kind = 'guest'
 ),
 check_refunds AS (

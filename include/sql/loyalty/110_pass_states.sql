@@ -9,12 +9,11 @@ INSERT INTO pass_states (external_id, guest_id, forename, surname, email, phone,
                          points, status, revoked_reason, revoked_on, enrolled_on, as_of,
                          state_hash)
 WITH contacts AS (
-    SELECT oc.owner_id, c.customer_name, c.email, c.phone,
+    SELECT c.owner_id, c.customer_name, c.email, c.phone,
            c.business_date, c.location_id, c.check_id
-    FROM loyalty_work_owner_checks oc
-    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
-    JOIN loyalty_work_owner_states st ON st.owner_id = oc.owner_id
-    JOIN loyalty_checks c ON c.location_id = oc.location_id AND c.check_id = oc.check_id
+    FROM loyalty_work_owner_checks c
+    JOIN loyalty_work_owners o ON o.owner_id = c.owner_id
+    JOIN loyalty_work_owner_states st ON st.owner_id = c.owner_id
     WHERE o.external_id IS NOT NULL AND c.business_date <= st.state_on
 ),
 latest_names AS (

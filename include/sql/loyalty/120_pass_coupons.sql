@@ -1,16 +1,18 @@
--- Item-reward coupons: one per (reward, qualifying check) of a recomputed guest once a member
--- holds the check (issued on that day: the check's day, or the enrolment day for checks made
--- before it), to the member that first held it. Never issued twice, never withdrawn.
+-- Item-reward coupons: one per (reward, qualifying check) once a member holds the check
+-- (issued on that day: the check's day, or the enrolment day for checks made before it), to
+-- the member that first held it. Never issued twice, never withdrawn. An incremental run
+-- looks only at checks a member came to hold since the previous run's day (covered_on):
+-- the others got theirs then (a new reward changes the program: a full run).
 INSERT INTO pass_coupons (coupon_external_id, external_id, reward_id, location_id, check_id,
                           passkit_campaign_id, passkit_offer_id, issued_on, run_id)
 SELECT 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|' || c.check_id)
                           FROM 1 FOR 21),
        c.covered_by, r.reward_id, c.location_id, c.check_id,
        reward.passkit_campaign_id, reward.passkit_offer_id, c.covered_on, :run_id
-FROM loyalty_work_guests w
-JOIN loyalty_checks c ON c.guest_id = w.guest_id
+FROM loyalty_checks c
 JOIN loyalty_check_rewards r ON r.location_id = c.location_id AND r.check_id = c.check_id
 JOIN (SELECT DISTINCT reward_id, passkit_campaign_id, passkit_offer_id
       FROM loyalty_program_rewards) reward ON reward.reward_id = r.reward_id
 WHERE c.qualifying AND c.covered_by IS NOT NULL AND c.covered_on <= CAST(:as_of AS DATE)
+  AND (:full_run OR c.covered_on > CAST(:previous_as_of AS DATE))
 ON CONFLICT (coupon_external_id) DO NOTHING;

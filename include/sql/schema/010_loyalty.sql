@@ -382,10 +382,17 @@ CREATE TABLE IF NOT EXISTS loyalty_work_owners (
     eval_on      DATE NOT NULL
 );
 
+-- Each owner's checks with the facts the models read, taken from loyalty_checks once a run.
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_checks (
-    owner_id     VARCHAR NOT NULL,
-    location_id  VARCHAR NOT NULL,
-    check_id     VARCHAR NOT NULL
+    owner_id        VARCHAR NOT NULL,
+    location_id     VARCHAR NOT NULL,
+    check_id        VARCHAR NOT NULL,
+    business_date   DATE,
+    qualifying      BOOLEAN,
+    eligible_spend  DECIMAL(12,2),
+    customer_name   VARCHAR,
+    email           VARCHAR,
+    phone           VARCHAR
 );
 
 -- Members whose redemptions (and, for the bonus member, welcome bonus) an owner counts.
