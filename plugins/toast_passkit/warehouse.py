@@ -33,6 +33,9 @@ _STATEMENT_SPLIT = re.compile(r";\s*(?:\n|$)")
 # last row groups; at 256 MB a task's commits only append to the log and the task checkpoints
 # once, at its end.
 DUCKDB_CHECKPOINT_THRESHOLD = "256MB"
+# DuckDB's own memory (its default is 80 % of the machine's RAM): beyond it, joins, sorts and
+# windows spill to <warehouse>.tmp/ rather than grow a worker past its share.
+DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 class WarehouseError(RuntimeError):
@@ -73,7 +76,8 @@ class Warehouse:
             # One pooled connection per engine; tasks dispose() the engine when done so the
             # DuckDB file lock is released for the next task (another process).
             return cls(sa.create_engine(url, poolclass=SingletonThreadPool, connect_args={
-                "config": {"checkpoint_threshold": DUCKDB_CHECKPOINT_THRESHOLD}}))
+                "config": {"checkpoint_threshold": DUCKDB_CHECKPOINT_THRESHOLD,
+                           "memory_limit": DUCKDB_MEMORY_LIMIT}}))
         return cls(sa.create_engine(url, pool_pre_ping=True))
 
     @classmethod
