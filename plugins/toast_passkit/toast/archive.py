@@ -49,32 +49,47 @@ class RawArchive:
     def store(self, location_id: str, business_date: date, file_name: str, data: bytes,
               source_uri: str) -> ArchivedFile:
         """Archive `data` (no-op when this exact content is already the latest version)."""
-        checksum = hashlib.sha256(data).hexdigest()
+        return self.store_day(location_id, business_date, {file_name: data},
+                              source_uri)[file_name]
+
+    def store_day(self, location_id: str, business_date: date, files: dict[str, bytes],
+                  source_uri: str) -> dict[str, ArchivedFile]:
+        """Archive a day's files: each new content is written and fsynced, then their manifest
+        entries are appended and fsynced once (a file is durable before its entry is)."""
         day = self._day(location_id, business_date)
-        latest = self.latest(location_id, business_date).get(file_name)
-        if latest and latest.checksum_sha256 == checksum:
-            return latest
-        target = day / checksum / file_name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        entry = ArchivedFile(
-            location_id=location_id, business_date=business_date.isoformat(),
-            file_name=file_name, checksum_sha256=checksum, size_bytes=len(data),
-            archive_path=str(target.relative_to(self.root)), source_uri=source_uri,
-            archived_at=datetime.now(UTC).isoformat(),
-        )
-        with open(day / MANIFEST, "a", encoding="utf-8") as manifest:
-            manifest.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
-            manifest.flush()
-            os.fsync(manifest.fileno())
-        return entry
+        latest = self.latest(location_id, business_date)
+        out: dict[str, ArchivedFile] = {}
+        new: list[ArchivedFile] = []
+        for file_name, data in files.items():
+            checksum = hashlib.sha256(data).hexdigest()
+            known = latest.get(file_name)
+            if known and known.checksum_sha256 == checksum:
+                out[file_name] = known
+                continue
+            target = day / checksum / file_name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, target)
+            out[file_name] = ArchivedFile(
+                location_id=location_id, business_date=business_date.isoformat(),
+                file_name=file_name, checksum_sha256=checksum, size_bytes=len(data),
+                archive_path=str(target.relative_to(self.root)), source_uri=source_uri,
+                archived_at=datetime.now(UTC).isoformat(),
+            )
+            new.append(out[file_name])
+        if new:
+            with open(day / MANIFEST, "a", encoding="utf-8") as manifest:
+                manifest.write("".join(json.dumps(asdict(entry), sort_keys=True) + "\n"
+                                       for entry in new))
+                manifest.flush()
+                os.fsync(manifest.fileno())
+        return out
 
     def latest(self, location_id: str, business_date: date) -> dict[str, ArchivedFile]:
         """The latest archived version of each file of a day (by manifest order)."""

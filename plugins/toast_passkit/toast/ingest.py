@@ -219,8 +219,7 @@ def _fetch(source: ExportSource, specs: tuple[ExportFile, ...], location_id: str
 def _archive(archive: RawArchive, partitions: list[_Partition], source_uri: str) -> None:
     """Archive every fetched file; days in parallel (each fsyncs its own folder and manifest)."""
     def store_day(p: _Partition) -> dict[str, ArchivedFile]:
-        return {name: archive.store(p.location_id, p.business_date, name, data, source_uri)
-                for name, data in p.data.items()}
+        return archive.store_day(p.location_id, p.business_date, p.data, source_uri)
 
     if len(partitions) == 1:
         partitions[0].archived = store_day(partitions[0])
