@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from toast_passkit.toast.sample_data import generate_exports
 from toast_passkit.warehouse import Warehouse
@@ -123,10 +124,24 @@ def test_backfill_of_two_days_by_the_scheduler(tmp_path) -> None:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
-    warehouse = Warehouse.from_url(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    staged = warehouse.query("SELECT location_id, business_date, COUNT(*) AS checks "
-                             "FROM stg_checks GROUP BY 1, 2 ORDER BY 1, 2")
-    warehouse.dispose()
+    staged = _staged_when_released(tmp_path / "warehouse.duckdb")
     assert [(r["location_id"], r["business_date"]) for r in staged] == [
         ("100001", date(2026, 11, 1)), ("100001", date(2026, 11, 2)),
         ("100002", date(2026, 11, 1)), ("100002", date(2026, 11, 2))]
+
+
+def _staged_when_released(path: Path, timeout: float = 120) -> list[dict]:
+    """Staged partitions, read once the last task process has let go of the DuckDB file: a
+    task of a downstream DAG (loyalty, on the staged-data asset) may still be closing it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        warehouse = Warehouse.from_url(f"duckdb:///{path}")
+        try:
+            return warehouse.query("SELECT location_id, business_date, COUNT(*) AS checks "
+                                   "FROM stg_checks GROUP BY 1, 2 ORDER BY 1, 2")
+        except sa.exc.OperationalError as exc:
+            if "lock" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+        finally:
+            warehouse.dispose()

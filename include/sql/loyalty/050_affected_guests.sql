@@ -10,15 +10,17 @@ FROM (
     SELECT guest_id FROM loyalty_work_guest_rows
     UNION ALL
     SELECT c.guest_id
-    FROM loyalty_work_refunds r
-    JOIN loyalty_refunds f ON f.location_id = r.location_id AND f.payment_id = r.payment_id
-    JOIN loyalty_checks c ON c.location_id = f.location_id AND c.check_id = f.check_id
-    UNION ALL
-    SELECT c.guest_id
-    FROM loyalty_refunds f
-    JOIN loyalty_checks c ON c.location_id = f.location_id AND c.check_id = f.check_id
-    WHERE f.refund_date > CAST(:previous_as_of AS DATE)
-      AND f.refund_date <= CAST(:as_of AS DATE)
+    FROM (SELECT f.location_id, f.check_id
+          FROM loyalty_work_refunds r
+          JOIN loyalty_refunds f
+            ON f.location_id = r.location_id AND f.payment_id = r.payment_id
+          UNION
+          SELECT f.location_id, f.check_id
+          FROM loyalty_refunds f
+          WHERE f.refund_date > CAST(:previous_as_of AS DATE)
+            AND f.refund_date <= CAST(:as_of AS DATE)) refunded
+    JOIN loyalty_checks c
+      ON c.location_id = refunded.location_id AND c.check_id = refunded.check_id
     UNION ALL
     SELECT m.guest_id
     FROM passkit_redemptions p
