@@ -1,4 +1,5 @@
--- Empty the scratch tables of the previous run.
+-- Empty the scratch tables: at the start of a run (a previous run may have kept them) and
+-- before it commits.
 DELETE FROM loyalty_work_partitions;
 DELETE FROM loyalty_work_checks;
 DELETE FROM loyalty_work_check_updates;

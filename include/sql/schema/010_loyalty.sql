@@ -2,7 +2,7 @@
 -- Runs unchanged on DuckDB and PostgreSQL. Groups:
 --   loyalty_program_*   the validated program file, rewritten at the start of every run
 --   loyalty_*           the engine's own state (checks, guests, members, the ledger)
---   loyalty_work_*      scratch tables of one run (emptied at its start, read within it)
+--   loyalty_work_*      scratch tables of one run (emptied at its start and before it commits)
 --   pass_*, passkit_*, reengagements, guest_spend   shared with the PassKit sync / webhooks
 -- Only the ledger, pass_coupons, reengagements and passkit_redemptions carry unique keys and
 -- are never rewritten wholesale (the ledger's derived entries excepted, see below); the other
