@@ -277,22 +277,10 @@ CREATE TABLE IF NOT EXISTS loyalty_work_checks (
     customer_name   VARCHAR
 );
 
--- Existing checks whose guest or covering member this run changes (030_apply_identity.sql).
-CREATE TABLE IF NOT EXISTS loyalty_work_check_updates (
-    location_id     VARCHAR NOT NULL,
-    check_id        VARCHAR NOT NULL,
-    business_date   DATE NOT NULL,
-    voided          BOOLEAN NOT NULL,
-    eligible_spend  DECIMAL(12,2) NOT NULL,
-    qualifying      BOOLEAN NOT NULL,
-    email           VARCHAR,
-    phone           VARCHAR,
-    customer_id     VARCHAR,
-    customer_name   VARCHAR,
-    guest_id        VARCHAR,
-    covered_by      VARCHAR,
-    covered_on      DATE
-);
+-- Existing checks whose guest or covering member this run changes (030_apply_identity.sql):
+-- rows of loyalty_checks, so the table takes its columns.
+CREATE TABLE IF NOT EXISTS loyalty_work_check_updates AS
+SELECT * FROM loyalty_checks WHERE 1 = 0;
 
 -- Written by the identity pass (Python): per new check its guest and covering member.
 CREATE TABLE IF NOT EXISTS loyalty_work_identities (
