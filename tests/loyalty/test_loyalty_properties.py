@@ -36,6 +36,10 @@ programs = st.fixed_dictionaries({
     "bonus": st.sampled_from([0, 5]),
     "rate": st.sampled_from([1, 1.5]),
     "expire": st.sampled_from([None, 2]),
+    # a short tier window and revocation: checks leave the window, passes are revoked and
+    # reinstated within the stream's days (day-by-day runs replay guests from checkpoints)
+    "window": st.sampled_from([2, 365]),
+    "revoke": st.sampled_from([None, 3]),
 })
 
 
@@ -43,7 +47,10 @@ def program_of(p):
     return make_program(
         earn={"points_per_currency_unit": p["rate"]},
         enrolment={"min_qualifying_visits": p["min_visits"], "welcome_bonus_points": p["bonus"]},
-        inactivity={"expire_points_after_days": p["expire"], "reengage_after_days": 2})
+        tiers={"window_days": p["window"],
+               "levels": [{"id": "base", "min_spend": 0}, {"id": "silver", "min_spend": 20}]},
+        inactivity={"expire_points_after_days": p["expire"], "reengage_after_days": 2,
+                    "revoke_pass_after_days": p["revoke"]})
 
 
 def stage(toast, stream, days):

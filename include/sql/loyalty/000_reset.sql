@@ -10,3 +10,4 @@ DELETE FROM loyalty_guests;
 DELETE FROM loyalty_partitions;
 DELETE FROM guest_spend;
 DELETE FROM pass_states;
+DELETE FROM loyalty_guest_checkpoints;

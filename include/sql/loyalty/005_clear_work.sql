@@ -18,4 +18,5 @@ DELETE FROM loyalty_work_owner_members;
 DELETE FROM loyalty_work_absences;
 DELETE FROM loyalty_work_balances;
 DELETE FROM loyalty_work_owner_states;
+DELETE FROM loyalty_work_owner_contacts;
 DELETE FROM loyalty_work_derived_entries;

@@ -6,6 +6,7 @@
 -- before the remap) or whose guest joined an older guest (guest_id), and identifiers of such
 -- guests, are rewritten by delete + insert rather than UPDATE: they lie scattered over the
 -- whole history, and DuckDB rewrites every column segment an UPDATE touches at checkpoint.
+-- (The IN filter first: DuckDB then reads the other columns of those guests' rows only.)
 INSERT INTO loyalty_work_check_updates (location_id, check_id, business_date, voided,
                                         eligible_spend, qualifying, email, phone, customer_id,
                                         customer_name, guest_id, covered_by, covered_on)
@@ -19,8 +20,11 @@ SELECT c.location_id, c.check_id, c.business_date, c.voided, c.eligible_spend, c
 FROM loyalty_checks c
 LEFT JOIN loyalty_work_covers cover ON cover.guest_id = c.guest_id
 LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = c.guest_id
-WHERE remap.old_guest_id IS NOT NULL
-   OR (cover.guest_id IS NOT NULL AND c.covered_by IS NULL);
+WHERE c.guest_id IN (SELECT guest_id FROM loyalty_work_covers
+                     UNION ALL
+                     SELECT old_guest_id FROM loyalty_work_guest_remap)
+  AND (remap.old_guest_id IS NOT NULL
+       OR (cover.guest_id IS NOT NULL AND c.covered_by IS NULL));
 
 DELETE FROM loyalty_checks
 WHERE EXISTS (SELECT 1 FROM loyalty_work_check_updates u
@@ -48,6 +52,8 @@ SET guest_id = remap.new_guest_id
 FROM loyalty_work_guest_remap remap
 WHERE loyalty_members.guest_id = remap.old_guest_id;
 
+-- In business-date order, so that reads of a date range (a full run writes every check)
+-- skip the other row groups.
 INSERT INTO loyalty_checks (location_id, check_id, business_date, voided, eligible_spend,
                             qualifying, email, phone, customer_id, customer_name, guest_id,
                             covered_by, covered_on)
@@ -59,7 +65,8 @@ JOIN loyalty_work_identities i
   ON i.location_id = c.location_id AND i.check_id = c.check_id
 CROSS JOIN loyalty_program_settings s
 LEFT JOIN loyalty_phone_numbers phone
-  ON phone.raw_phone = c.raw_phone AND phone.region = s.default_phone_region;
+  ON phone.raw_phone = c.raw_phone AND phone.region = s.default_phone_region
+ORDER BY c.business_date;
 
 INSERT INTO loyalty_identifiers (identifier, guest_id)
 SELECT identifier, guest_id FROM loyalty_work_identifiers;

@@ -2,27 +2,41 @@
 -- otherwise those with new checks or merges, new refunds or redemptions, and those whose
 -- time-based state moves between the previous run's day and this one (a check leaving the
 -- tier window, an inactivity threshold reached, a refund dated in between).
-INSERT INTO loyalty_work_guests (guest_id)
-SELECT DISTINCT affected.guest_id
+-- changed_on: the earliest business date of the new facts (a new check, a refund's date
+-- before and after this run, a redemption's date); 1900-01-01 for a guest the identity pass
+-- rewrote without a new check (a merge); NULL when only time moves its state. A guest whose
+-- facts all lie after the previous run's day can be replayed from its checkpoint.
+INSERT INTO loyalty_work_guests (guest_id, changed_on)
+SELECT affected.guest_id, MIN(affected.changed_on)
 FROM (
-    SELECT g.guest_id FROM loyalty_guests g WHERE :full_run
+    SELECT g.guest_id, CAST(NULL AS DATE) AS changed_on FROM loyalty_guests g WHERE :full_run
     UNION ALL
-    SELECT guest_id FROM loyalty_work_guest_rows
+    SELECT r.guest_id, COALESCE(new_checks.first_on, DATE '1900-01-01')
+    FROM loyalty_work_guest_rows r
+    LEFT JOIN (SELECT i.guest_id, MIN(c.business_date) AS first_on
+               FROM loyalty_work_identities i
+               JOIN loyalty_work_checks c
+                 ON c.location_id = i.location_id AND c.check_id = i.check_id
+               GROUP BY i.guest_id) new_checks ON new_checks.guest_id = r.guest_id
     UNION ALL
-    SELECT c.guest_id
-    FROM (SELECT f.location_id, f.check_id
+    SELECT c.guest_id, refunded.changed_on
+    FROM (SELECT f.location_id, f.check_id, f.refund_date AS changed_on
           FROM loyalty_work_refunds r
           JOIN loyalty_refunds f
             ON f.location_id = r.location_id AND f.payment_id = r.payment_id
-          UNION
-          SELECT f.location_id, f.check_id
+          UNION ALL
+          SELECT r.location_id, r.previous_check_id, r.previous_refund_date
+          FROM loyalty_work_refunds r
+          WHERE r.previous_check_id IS NOT NULL
+          UNION ALL
+          SELECT f.location_id, f.check_id, CAST(NULL AS DATE)
           FROM loyalty_refunds f
           WHERE f.refund_date > CAST(:previous_as_of AS DATE)
             AND f.refund_date <= CAST(:as_of AS DATE)) refunded
     JOIN loyalty_checks c
       ON c.location_id = refunded.location_id AND c.check_id = refunded.check_id
     UNION ALL
-    SELECT m.guest_id
+    SELECT m.guest_id, CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE)
     FROM passkit_redemptions p
     CROSS JOIN loyalty_program_settings s
     JOIN loyalty_members m ON m.external_id = p.member_external_id
@@ -30,14 +44,13 @@ FROM (
       AND NOT EXISTS (SELECT 1 FROM loyalty_ledger l
                       WHERE l.entry_key = 'redemption|' || p.passkit_event_id)
     UNION ALL
-    SELECT c.guest_id
+    SELECT c.guest_id, CAST(NULL AS DATE)
     FROM loyalty_checks c
-    CROSS JOIN loyalty_program_settings s
     WHERE c.qualifying
-      AND c.business_date > CAST(:previous_as_of AS DATE) - s.window_days
-      AND c.business_date <= CAST(:as_of AS DATE) - s.window_days
+      AND c.business_date > CAST(:leaving_after AS DATE)
+      AND c.business_date <= CAST(:leaving_until AS DATE)
     UNION ALL
-    SELECT g.guest_id
+    SELECT g.guest_id, CAST(NULL AS DATE)
     FROM loyalty_guests g
     CROSS JOIN loyalty_program_settings s
     WHERE (g.last_visit_on + s.reengage_after_days > CAST(:previous_as_of AS DATE)
@@ -47,4 +60,5 @@ FROM (
        OR (g.last_visit_on + s.revoke_pass_after_days > CAST(:previous_as_of AS DATE)
            AND g.last_visit_on + s.revoke_pass_after_days <= CAST(:as_of AS DATE))
 ) affected
-WHERE affected.guest_id IS NOT NULL;
+WHERE affected.guest_id IS NOT NULL
+GROUP BY affected.guest_id;

@@ -1,15 +1,68 @@
 -- Owners whose balance, tier and status this run computes, with their checks and members:
 --   'guest'  each recomputed guest as of the run's day, its checks, all its members'
---            redemptions and the welcome bonus of its carrying (first-enrolled) member
+--            redemptions and the welcome bonus of its carrying (first-enrolled) member,
+--            replayed from its checkpoint (checkpoint_on) when no new fact of this run is
+--            dated on or before the previous run's day and no merge joined it; a guest whose
+--            first check is after that day is replayed whole from there (no checkpoint)
 --   'merged' each member joined into an earlier-enrolled member's guest and not yet frozen,
 --            as of the day before the merge, over the checks it (or members merged into it)
 --            covered: its pass keeps that state
 INSERT INTO loyalty_work_owners (owner_id, owner_kind, guest_id, external_id, enrolled_on,
-                                 eval_on)
+                                 eval_on, checkpoint_on)
 SELECT 'guest|' || g.guest_id, 'guest', g.guest_id, g.carrier_external_id,
-       g.carrier_enrolled_on, CAST(:as_of AS DATE)
+       g.carrier_enrolled_on, CAST(:as_of AS DATE),
+       CASE WHEN NOT :full_run
+                 AND (w.changed_on IS NULL OR w.changed_on > CAST(:previous_as_of AS DATE))
+                 AND NOT EXISTS (SELECT 1 FROM loyalty_work_guest_remap remap
+                                 WHERE remap.new_guest_id = g.guest_id)
+            THEN COALESCE(k.checkpoint_on,
+                          CASE WHEN g.first_business_date > CAST(:previous_as_of AS DATE)
+                               THEN CAST(:previous_as_of AS DATE) END)
+       END
 FROM loyalty_guests g
-JOIN loyalty_work_guests w ON w.guest_id = g.guest_id;
+JOIN loyalty_work_guests w ON w.guest_id = g.guest_id
+LEFT JOIN loyalty_guest_checkpoints k ON k.guest_id = g.guest_id;
+
+-- Older checks that a guest replayed from its checkpoint still needs: those leaving the tier
+-- window in this run and those refunded since the previous run's day (nothing of the guest
+-- happened between its checkpoint and the previous run's day, or a run then would have
+-- recomputed it: a new checkpoint).
+INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
+                                       qualifying, eligible_spend, replayed)
+SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, FALSE
+FROM loyalty_work_owners o
+JOIN loyalty_checks c ON c.guest_id = o.guest_id
+WHERE o.checkpoint_on IS NOT NULL AND c.qualifying
+  AND c.business_date > CAST(:leaving_after AS DATE)
+  AND c.business_date <= CAST(:leaving_until AS DATE)
+  AND c.business_date <= o.checkpoint_on
+UNION
+SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, FALSE
+FROM loyalty_refunds f
+JOIN loyalty_checks c ON c.location_id = f.location_id AND c.check_id = f.check_id
+JOIN loyalty_work_owners o ON o.guest_id = c.guest_id
+WHERE o.checkpoint_on IS NOT NULL
+  AND f.refund_date > CAST(:previous_as_of AS DATE) AND f.refund_date <= CAST(:as_of AS DATE)
+  AND c.business_date <= o.checkpoint_on;
+
+-- A checkpoint holds counts, not which checks are fully refunded: a guest that could have
+-- every qualifying check fully refunded by this run's refunds is replayed from its first
+-- check (it keeps an untouched, not fully refunded one otherwise: no 'refunded' revocation).
+UPDATE loyalty_work_owners
+SET checkpoint_on = NULL
+WHERE checkpoint_on IS NOT NULL
+  AND (SELECT k.qualifying_checks - k.refunded_checks FROM loyalty_guest_checkpoints k
+       WHERE k.guest_id = loyalty_work_owners.guest_id)
+      <= (SELECT COUNT(*) FROM loyalty_work_owner_checks c
+          WHERE c.owner_id = loyalty_work_owners.owner_id AND NOT c.replayed);
+
+DELETE FROM loyalty_work_owner_checks
+WHERE NOT replayed
+  AND EXISTS (SELECT 1 FROM loyalty_work_owners o
+              WHERE o.owner_id = loyalty_work_owner_checks.owner_id
+                AND o.checkpoint_on IS NULL);
 
 INSERT INTO loyalty_work_owners (owner_id, owner_kind, guest_id, external_id, enrolled_on,
                                  eval_on)
@@ -20,13 +73,27 @@ WHERE m.merged_into IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM pass_states ps
                   WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged');
 
+-- The replayed history: every check of a guest without a checkpoint, the checks after the
+-- checkpoint of the others (all of them folded in by this run, so dated after the previous
+-- run's day: only recent row groups are read).
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
-                                       qualifying, eligible_spend, customer_name, email, phone)
+                                       qualifying, eligible_spend, customer_name, email, phone,
+                                       replayed)
 SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
-WHERE o.owner_kind = 'guest';
+WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL;
+
+INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
+                                       qualifying, eligible_spend, customer_name, email, phone,
+                                       replayed)
+SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
+FROM loyalty_work_owners o
+JOIN loyalty_checks c ON c.guest_id = o.guest_id
+WHERE o.checkpoint_on IS NOT NULL
+  AND c.business_date > CAST(:previous_as_of AS DATE);
 
 INSERT INTO loyalty_work_owner_members (owner_id, external_id, is_bonus)
 SELECT o.owner_id, m.external_id, m.external_id = o.external_id
@@ -47,9 +114,10 @@ FROM member_group g
 JOIN loyalty_work_owners o ON o.owner_id = g.owner_id;
 
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
-                                       qualifying, eligible_spend, customer_name, email, phone)
+                                       qualifying, eligible_spend, customer_name, email, phone,
+                                       replayed)
 SELECT om.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
 FROM loyalty_work_owner_members om
 JOIN loyalty_work_owners o ON o.owner_id = om.owner_id
 JOIN loyalty_checks c ON c.covered_by = om.external_id

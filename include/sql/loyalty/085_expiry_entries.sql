@@ -1,6 +1,7 @@
 -- Expiry entries: for each absence of a guest that reached expire_points_after_days with a
 -- balance left, an entry taking the balance to 0, dated last visit + that many days, held by
--- the guest's carrying member (none before enrolment).
+-- the guest's carrying member when it was enrolled by then (none before enrolment, so a
+-- later enrolment leaves the entry as it is).
 -- Expiry entries are derived, not insert-only: for every recomputed guest (every guest in a
 -- full run) the entries its whole history gives replace those written before. A later merge
 -- that fills a gap in the visits, adds points before the absence, changes the carrying member
@@ -10,7 +11,8 @@
 INSERT INTO loyalty_work_derived_entries (entry_key, kind, entry_date, points, location_id,
                                           check_id, payment_id, external_id)
 SELECT b.entry_key, 'expiry', b.entry_date, -b.balance_before, a.last_location_id,
-       a.last_check_id, CAST(NULL AS VARCHAR), o.external_id
+       a.last_check_id, CAST(NULL AS VARCHAR),
+       CASE WHEN o.enrolled_on <= b.entry_date THEN o.external_id END
 FROM loyalty_work_balances b
 JOIN loyalty_work_owners o ON o.owner_id = b.owner_id
 JOIN loyalty_work_absences a
@@ -18,8 +20,9 @@ JOIN loyalty_work_absences a
  AND b.entry_key = 'expiry|' || a.last_location_id || '|' || a.last_check_id
 WHERE b.is_expiry AND o.owner_kind = 'guest' AND b.balance_before > 0;
 
--- Stale expiry entries: in a full run any, otherwise those of the recomputed guests' checks
--- (two statements, so the second reads the ledger by check rather than scanning it).
+-- Stale expiry entries: in a full run any, otherwise those of the recomputed guests' replayed
+-- checks (two statements, so the second reads the ledger by check rather than scanning it):
+-- the expiries before a guest's checkpoint stay as they are.
 DELETE FROM loyalty_ledger
 WHERE :full_run AND kind = 'expiry'
   AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d
@@ -33,7 +36,8 @@ DELETE FROM loyalty_ledger
 WHERE kind = 'expiry'
   AND EXISTS (SELECT 1 FROM loyalty_work_owner_checks c
               JOIN loyalty_work_owners o ON o.owner_id = c.owner_id AND o.owner_kind = 'guest'
-              WHERE c.location_id = loyalty_ledger.location_id
+              WHERE c.replayed
+                AND c.location_id = loyalty_ledger.location_id
                 AND c.check_id = loyalty_ledger.check_id)
   AND NOT EXISTS (SELECT 1 FROM loyalty_work_derived_entries d
                   WHERE d.entry_key = loyalty_ledger.entry_key

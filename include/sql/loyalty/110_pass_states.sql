@@ -5,16 +5,21 @@
 DELETE FROM pass_states
 WHERE EXISTS (SELECT 1 FROM loyalty_work_owners o WHERE o.external_id = pass_states.external_id);
 
-INSERT INTO pass_states (external_id, guest_id, forename, surname, email, phone, tier_id,
-                         points, status, revoked_reason, revoked_on, enrolled_on, as_of,
-                         state_hash)
+-- The latest contact of each owner up to its state day: from its replayed checks, else the
+-- checkpoint's (older than any of them). Every owner's, as the checkpoints keep them.
+INSERT INTO loyalty_work_owner_contacts (owner_id, customer_name, email, phone)
 WITH contacts AS (
     SELECT c.owner_id, c.customer_name, c.email, c.phone,
            c.business_date, c.location_id, c.check_id
     FROM loyalty_work_owner_checks c
     JOIN loyalty_work_owners o ON o.owner_id = c.owner_id
     JOIN loyalty_work_owner_states st ON st.owner_id = c.owner_id
-    WHERE o.external_id IS NOT NULL AND c.business_date <= st.state_on
+    WHERE c.replayed AND c.business_date <= st.state_on
+    UNION ALL
+    SELECT o.owner_id, k.customer_name, k.email, k.phone, k.checkpoint_on, '', ''
+    FROM loyalty_work_owners o
+    JOIN loyalty_guest_checkpoints k ON k.guest_id = o.guest_id
+    WHERE o.checkpoint_on IS NOT NULL
 ),
 latest_names AS (
     SELECT owner_id, customer_name
@@ -39,25 +44,32 @@ latest_phones AS (
                                     location_id DESC, check_id DESC) AS latest
           FROM contacts WHERE phone IS NOT NULL) ranked
     WHERE latest = 1
-),
-passes AS (
+)
+SELECT o.owner_id, n.customer_name, e.email, p.phone
+FROM loyalty_work_owners o
+LEFT JOIN latest_names n ON n.owner_id = o.owner_id
+LEFT JOIN latest_emails e ON e.owner_id = o.owner_id
+LEFT JOIN latest_phones p ON p.owner_id = o.owner_id;
+
+INSERT INTO pass_states (external_id, guest_id, forename, surname, email, phone, tier_id,
+                         points, status, revoked_reason, revoked_on, enrolled_on, as_of,
+                         state_hash)
+WITH passes AS (
     SELECT o.external_id, o.guest_id,
-           CASE WHEN STRPOS(n.customer_name, ' ') > 0
-                THEN SUBSTRING(n.customer_name FROM 1 FOR STRPOS(n.customer_name, ' ') - 1)
-                ELSE n.customer_name END AS forename,
-           CASE WHEN STRPOS(n.customer_name, ' ') > 0
-                THEN TRIM(SUBSTRING(n.customer_name FROM STRPOS(n.customer_name, ' ') + 1))
+           CASE WHEN STRPOS(ct.customer_name, ' ') > 0
+                THEN SUBSTRING(ct.customer_name FROM 1 FOR STRPOS(ct.customer_name, ' ') - 1)
+                ELSE ct.customer_name END AS forename,
+           CASE WHEN STRPOS(ct.customer_name, ' ') > 0
+                THEN TRIM(SUBSTRING(ct.customer_name FROM STRPOS(ct.customer_name, ' ') + 1))
                 END AS surname,
-           e.email, p.phone, st.tier_id,
+           ct.email, ct.phone, st.tier_id,
            CAST(FLOOR(st.balance) AS INTEGER) AS points,
            CASE WHEN st.revoked_reason IS NULL THEN 'active' ELSE 'revoked' END AS status,
            st.revoked_reason, st.revoked_on, m.enrolled_on
     FROM loyalty_work_owners o
     JOIN loyalty_work_owner_states st ON st.owner_id = o.owner_id
     JOIN loyalty_members m ON m.external_id = o.external_id
-    LEFT JOIN latest_names n ON n.owner_id = o.owner_id
-    LEFT JOIN latest_emails e ON e.owner_id = o.owner_id
-    LEFT JOIN latest_phones p ON p.owner_id = o.owner_id
+    LEFT JOIN loyalty_work_owner_contacts ct ON ct.owner_id = o.owner_id
     WHERE o.external_id IS NOT NULL
 )
 SELECT external_id, guest_id, forename, surname, email, phone, tier_id, points, status,

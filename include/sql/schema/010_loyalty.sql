@@ -338,9 +338,12 @@ CREATE TABLE IF NOT EXISTS loyalty_work_member_merges (
     merged_on    DATE NOT NULL
 );
 
+-- previous_*: the Payment Id's refund as folded in before this run (none: a new refund).
 CREATE TABLE IF NOT EXISTS loyalty_work_refunds (
-    location_id  VARCHAR NOT NULL,
-    payment_id   VARCHAR NOT NULL
+    location_id           VARCHAR NOT NULL,
+    payment_id            VARCHAR NOT NULL,
+    previous_check_id     VARCHAR,
+    previous_refund_date  DATE
 );
 
 -- The derived ledger entries (reversal, expiry) the recomputed guests' histories give.
@@ -355,22 +358,31 @@ CREATE TABLE IF NOT EXISTS loyalty_work_derived_entries (
     external_id  VARCHAR
 );
 
+-- changed_on: the earliest business date of the guest's new facts (checks, refunds,
+-- redemptions) folded in by this run; NULL when only the passing of time moves its state.
 CREATE TABLE IF NOT EXISTS loyalty_work_guests (
-    guest_id  VARCHAR NOT NULL
+    guest_id    VARCHAR NOT NULL,
+    changed_on  DATE
 );
 
 -- An owner is whose balance and tier are computed: a guest as of the run's day ('guest'),
 -- or a member joined into another member's guest, as of the day before the merge ('merged').
+-- checkpoint_on: the guest is replayed from its checkpoint of that day (loyalty_guest_
+-- checkpoints) rather than from its first check; NULL: from its first check.
 CREATE TABLE IF NOT EXISTS loyalty_work_owners (
-    owner_id     VARCHAR NOT NULL,
-    owner_kind   VARCHAR NOT NULL,
-    guest_id     VARCHAR NOT NULL,
-    external_id  VARCHAR,
-    enrolled_on  DATE,
-    eval_on      DATE NOT NULL
+    owner_id       VARCHAR NOT NULL,
+    owner_kind     VARCHAR NOT NULL,
+    guest_id       VARCHAR NOT NULL,
+    external_id    VARCHAR,
+    enrolled_on    DATE,
+    eval_on        DATE NOT NULL,
+    checkpoint_on  DATE
 );
 
 -- Each owner's checks with the facts the models read, taken from loyalty_checks once a run.
+-- replayed: the check is part of the history the run replays (all of them, or those after
+-- the owner's checkpoint); FALSE: an older check read only for its refunds since the
+-- checkpoint or for leaving the tier window.
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_checks (
     owner_id        VARCHAR NOT NULL,
     location_id     VARCHAR NOT NULL,
@@ -380,7 +392,8 @@ CREATE TABLE IF NOT EXISTS loyalty_work_owner_checks (
     eligible_spend  DECIMAL(12,2),
     customer_name   VARCHAR,
     email           VARCHAR,
-    phone           VARCHAR
+    phone           VARCHAR,
+    replayed        BOOLEAN
 );
 
 -- Members whose redemptions (and, for the bonus member, welcome bonus) an owner counts.
@@ -424,5 +437,7 @@ CREATE TABLE IF NOT EXISTS loyalty_work_owner_states (
     state_on         DATE NOT NULL,
     window_spend     DECIMAL(12,2) NOT NULL,
     tier_id          VARCHAR NOT NULL,
-    balance          DECIMAL(12,2) NOT NULL
+    balance          DECIMAL(12,2) NOT NULL,
+    qualifying_checks  INTEGER,
+    refunded_checks    INTEGER
 );

@@ -10,6 +10,11 @@ previous run and recomputes only the guests they touch plus those whose time-bas
 (a check leaving the tier window, an inactivity threshold reached). It recomputes everything
 on the first run, when the program changed, when a partition at or before the previous run's
 day is staged (late or reloaded), or when asked to.
+A recomputed guest is replayed from its checkpoint (loyalty_guest_checkpoints: balance, open
+absence, window and lifetime spend as of the last run that recomputed it) when every new fact
+of it is dated after the previous run's day and no merge or enrolment touches it, so a daily
+run costs what that day brings, not the guests' whole histories; otherwise from its first
+check.
 The ledger is keyed by natural keys and never duplicates an entry. Earn, bonus and redemption
 entries are insert-only; reversal and expiry entries are derived from a guest's whole history,
 so every run recomputes them for the guests it recomputes and removes or corrects those the
@@ -25,7 +30,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -61,6 +66,7 @@ MODELS_AFTER_IDENTITY = (
     "loyalty/090_owner_states.sql",
     "loyalty/100_guest_spend.sql",
     "loyalty/110_pass_states.sql",
+    "loyalty/115_checkpoints.sql",
     "loyalty/120_pass_coupons.sql",
     "loyalty/130_reengagements.sql",
     "loyalty/140_finish.sql",
@@ -77,6 +83,7 @@ class LoyaltySummary:
     partitions: int
     checks: int
     guests_recomputed: int
+    guests_from_checkpoint: int  # of guests_recomputed, those replayed from their checkpoint
     guests: int
     members: int
     active_members: int
@@ -113,7 +120,10 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
         day = max(as_of, previous.as_of) if previous else as_of
         previous_as_of = previous.as_of if previous else EPOCH
         _write_program(warehouse, conn, program)
-        params = {"as_of": day, "previous_as_of": previous_as_of, "run_id": run_id}
+        window = timedelta(days=program.tiers.window_days)
+        params = {"as_of": day, "previous_as_of": previous_as_of, "run_id": run_id,
+                  # checks leaving the tier window in this run: dated in this range
+                  "leaving_after": previous_as_of - window, "leaving_until": day - window}
 
         reason = _full_reason(full_recompute, previous, program)
         _stage_work(warehouse, conn, params)
@@ -447,6 +457,8 @@ def _summarise(warehouse: Warehouse, conn: Connection, run_id: str, day: date, f
         partitions=count("SELECT COUNT(*) FROM loyalty_work_partitions"),
         checks=count("SELECT COUNT(*) FROM loyalty_work_checks"),
         guests_recomputed=count("SELECT COUNT(*) FROM loyalty_work_guests"),
+        guests_from_checkpoint=count(
+            "SELECT COUNT(*) FROM loyalty_work_owners WHERE checkpoint_on IS NOT NULL"),
         guests=count("SELECT COUNT(*) FROM loyalty_guests"),
         members=count("SELECT COUNT(*) FROM pass_states"),
         active_members=count("SELECT COUNT(*) FROM pass_states WHERE status = 'active'"),

@@ -1,0 +1,49 @@
+-- Per-guest checkpoints: a guest's loyalty state as of the last run that recomputed it, so a
+-- later incremental run replays only what happened to the guest after that day (see
+-- 060_owners.sql). Only guests whose state was active then have one (a revoked guest is
+-- recomputed from its first check). Derived: a full recomputation rewrites them all.
+--   balance            after every ledger entry up to checkpoint_on (expiries included)
+--   last_visit_*       the last qualifying visit day and its last check (the open absence)
+--   window_spend       net spend over (checkpoint_on - window_days, checkpoint_on]
+--   qualifying_checks / refunded_checks  qualifying checks, and those fully refunded
+--   checks .. lifetime_net_spend         as in guest_spend
+--   customer_name, email, phone          the latest ones of the guest's checks
+CREATE TABLE IF NOT EXISTS loyalty_guest_checkpoints (
+    guest_id            VARCHAR NOT NULL,
+    checkpoint_on       DATE NOT NULL,
+    external_id         VARCHAR,
+    enrolled_on         DATE,
+    balance             DECIMAL(12,2) NOT NULL,
+    last_visit_on       DATE,
+    last_location_id    VARCHAR,
+    last_check_id       VARCHAR,
+    window_spend        DECIMAL(12,2) NOT NULL,
+    qualifying_checks   INTEGER NOT NULL,
+    refunded_checks     INTEGER NOT NULL,
+    checks              INTEGER NOT NULL,
+    first_visit_on      DATE,
+    lifetime_spend      DECIMAL(12,2) NOT NULL,
+    lifetime_refunded   DECIMAL(12,2) NOT NULL,
+    lifetime_net_spend  DECIMAL(12,2) NOT NULL,
+    customer_name       VARCHAR,
+    email               VARCHAR,
+    phone               VARCHAR
+);
+
+-- The latest contact of each member owner a run computes (scratch).
+CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
+    owner_id       VARCHAR NOT NULL,
+    customer_name  VARCHAR,
+    email          VARCHAR,
+    phone          VARCHAR
+);
+
+-- Scratch columns of warehouses created before the checkpoints (010_loyalty.sql creates the
+-- tables with them).
+ALTER TABLE loyalty_work_refunds ADD COLUMN IF NOT EXISTS previous_check_id VARCHAR;
+ALTER TABLE loyalty_work_refunds ADD COLUMN IF NOT EXISTS previous_refund_date DATE;
+ALTER TABLE loyalty_work_guests ADD COLUMN IF NOT EXISTS changed_on DATE;
+ALTER TABLE loyalty_work_owners ADD COLUMN IF NOT EXISTS checkpoint_on DATE;
+ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS replayed BOOLEAN;
+ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS qualifying_checks INTEGER;
+ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS refunded_checks INTEGER;
