@@ -11,6 +11,8 @@ DELETE FROM loyalty_work_guest_rows;
 DELETE FROM loyalty_work_member_rows;
 DELETE FROM loyalty_work_member_merges;
 DELETE FROM loyalty_work_refunds;
+DELETE FROM loyalty_work_refunded_checks;
+DELETE FROM loyalty_work_checkpoints;
 DELETE FROM loyalty_work_guests;
 DELETE FROM loyalty_work_owners;
 DELETE FROM loyalty_work_owner_checks;

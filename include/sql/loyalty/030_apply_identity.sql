@@ -27,7 +27,10 @@ WHERE c.guest_id IN (SELECT guest_id FROM loyalty_work_covers
        OR (cover.guest_id IS NOT NULL AND c.covered_by IS NULL));
 
 DELETE FROM loyalty_checks
-WHERE EXISTS (SELECT 1 FROM loyalty_work_check_updates u
+WHERE loyalty_checks.guest_id IN (SELECT guest_id FROM loyalty_work_covers
+                                  UNION ALL
+                                  SELECT old_guest_id FROM loyalty_work_guest_remap)
+  AND EXISTS (SELECT 1 FROM loyalty_work_check_updates u
               WHERE u.location_id = loyalty_checks.location_id
                 AND u.check_id = loyalty_checks.check_id);
 

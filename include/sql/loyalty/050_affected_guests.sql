@@ -6,6 +6,28 @@
 -- before and after this run, a redemption's date); 1900-01-01 for a guest the identity pass
 -- rewrote without a new check (a merge); NULL when only time moves its state. A guest whose
 -- facts all lie after the previous run's day can be replayed from its checkpoint.
+-- The refunded checks are kept with their guests for 060 (one read of loyalty_checks).
+INSERT INTO loyalty_work_refunded_checks (location_id, check_id, guest_id, business_date,
+                                          qualifying, eligible_spend, changed_on,
+                                          dated_in_run)
+SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying, c.eligible_spend,
+       refunded.changed_on, refunded.dated_in_run
+FROM (SELECT f.location_id, f.check_id, f.refund_date AS changed_on, FALSE AS dated_in_run
+      FROM loyalty_work_refunds r
+      JOIN loyalty_refunds f
+        ON f.location_id = r.location_id AND f.payment_id = r.payment_id
+      UNION ALL
+      SELECT r.location_id, r.previous_check_id, r.previous_refund_date, FALSE
+      FROM loyalty_work_refunds r
+      WHERE r.previous_check_id IS NOT NULL
+      UNION ALL
+      SELECT f.location_id, f.check_id, CAST(NULL AS DATE), TRUE
+      FROM loyalty_refunds f
+      WHERE f.refund_date > CAST(:previous_as_of AS DATE)
+        AND f.refund_date <= CAST(:as_of AS DATE)) refunded
+JOIN loyalty_checks c
+  ON c.location_id = refunded.location_id AND c.check_id = refunded.check_id;
+
 INSERT INTO loyalty_work_guests (guest_id, changed_on)
 SELECT affected.guest_id, MIN(affected.changed_on)
 FROM (
@@ -19,22 +41,7 @@ FROM (
                  ON c.location_id = i.location_id AND c.check_id = i.check_id
                GROUP BY i.guest_id) new_checks ON new_checks.guest_id = r.guest_id
     UNION ALL
-    SELECT c.guest_id, refunded.changed_on
-    FROM (SELECT f.location_id, f.check_id, f.refund_date AS changed_on
-          FROM loyalty_work_refunds r
-          JOIN loyalty_refunds f
-            ON f.location_id = r.location_id AND f.payment_id = r.payment_id
-          UNION ALL
-          SELECT r.location_id, r.previous_check_id, r.previous_refund_date
-          FROM loyalty_work_refunds r
-          WHERE r.previous_check_id IS NOT NULL
-          UNION ALL
-          SELECT f.location_id, f.check_id, CAST(NULL AS DATE)
-          FROM loyalty_refunds f
-          WHERE f.refund_date > CAST(:previous_as_of AS DATE)
-            AND f.refund_date <= CAST(:as_of AS DATE)) refunded
-    JOIN loyalty_checks c
-      ON c.location_id = refunded.location_id AND c.check_id = refunded.check_id
+    SELECT guest_id, changed_on FROM loyalty_work_refunded_checks
     UNION ALL
     SELECT m.guest_id, CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE)
     FROM passkit_redemptions p
@@ -43,6 +50,13 @@ FROM (
     WHERE CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE) <= CAST(:as_of AS DATE)
       AND NOT EXISTS (SELECT 1 FROM loyalty_ledger l
                       WHERE l.entry_key = 'redemption|' || p.passkit_event_id)
+    UNION ALL
+    -- the guest of a member joined into another one and not yet frozen (060), replayed whole
+    SELECT m.guest_id, DATE '1900-01-01'
+    FROM loyalty_members m
+    WHERE m.merged_into IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM pass_states ps
+                      WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged')
     UNION ALL
     SELECT c.guest_id, CAST(NULL AS DATE)
     FROM loyalty_checks c

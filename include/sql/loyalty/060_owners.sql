@@ -23,6 +23,13 @@ FROM loyalty_guests g
 JOIN loyalty_work_guests w ON w.guest_id = g.guest_id
 LEFT JOIN loyalty_guest_checkpoints k ON k.guest_id = g.guest_id;
 
+-- Their checkpoints, copied once for the models that read them.
+INSERT INTO loyalty_work_checkpoints
+SELECT k.*
+FROM loyalty_guest_checkpoints k
+JOIN loyalty_work_owners o ON o.guest_id = k.guest_id
+WHERE o.checkpoint_on IS NOT NULL;
+
 -- Older checks that a guest replayed from its checkpoint still needs: those leaving the tier
 -- window in this run and those refunded since the previous run's day (nothing of the guest
 -- happened between its checkpoint and the previous run's day, or a run then would have
@@ -38,14 +45,11 @@ WHERE o.checkpoint_on IS NOT NULL AND c.qualifying
   AND c.business_date <= CAST(:leaving_until AS DATE)
   AND c.business_date <= o.checkpoint_on
 UNION
-SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, FALSE
-FROM loyalty_refunds f
-JOIN loyalty_checks c ON c.location_id = f.location_id AND c.check_id = f.check_id
-JOIN loyalty_work_owners o ON o.guest_id = c.guest_id
-WHERE o.checkpoint_on IS NOT NULL
-  AND f.refund_date > CAST(:previous_as_of AS DATE) AND f.refund_date <= CAST(:as_of AS DATE)
-  AND c.business_date <= o.checkpoint_on;
+SELECT o.owner_id, r.location_id, r.check_id, r.business_date, r.qualifying,
+       r.eligible_spend, FALSE
+FROM loyalty_work_refunded_checks r
+JOIN loyalty_work_owners o ON o.guest_id = r.guest_id
+WHERE o.checkpoint_on IS NOT NULL AND r.dated_in_run AND r.business_date <= o.checkpoint_on;
 
 -- A checkpoint holds counts, not which checks are fully refunded: a guest that could have
 -- every qualifying check fully refunded by this run's refunds is replayed from its first
@@ -53,10 +57,15 @@ WHERE o.checkpoint_on IS NOT NULL
 UPDATE loyalty_work_owners
 SET checkpoint_on = NULL
 WHERE checkpoint_on IS NOT NULL
-  AND (SELECT k.qualifying_checks - k.refunded_checks FROM loyalty_guest_checkpoints k
+  AND (SELECT k.qualifying_checks - k.refunded_checks FROM loyalty_work_checkpoints k
        WHERE k.guest_id = loyalty_work_owners.guest_id)
       <= (SELECT COUNT(*) FROM loyalty_work_owner_checks c
           WHERE c.owner_id = loyalty_work_owners.owner_id AND NOT c.replayed);
+
+DELETE FROM loyalty_work_checkpoints
+WHERE EXISTS (SELECT 1 FROM loyalty_work_owners o
+              WHERE o.guest_id = loyalty_work_checkpoints.guest_id
+                AND o.checkpoint_on IS NULL);
 
 DELETE FROM loyalty_work_owner_checks
 WHERE NOT replayed
@@ -78,18 +87,18 @@ WHERE m.merged_into IS NOT NULL
 -- run's day: only recent row groups are read).
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
-                                       replayed)
+                                       replayed, covered_by)
 SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
 WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL;
 
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
-                                       replayed)
+                                       replayed, covered_by)
 SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
 WHERE o.checkpoint_on IS NOT NULL
@@ -113,12 +122,14 @@ SELECT g.owner_id, g.external_id, g.external_id = o.external_id
 FROM member_group g
 JOIN loyalty_work_owners o ON o.owner_id = g.owner_id;
 
+-- A merged owner's checks are among its guest's, which this run replays whole (050).
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
-                                       replayed)
+                                       replayed, covered_by)
 SELECT om.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
 FROM loyalty_work_owner_members om
 JOIN loyalty_work_owners o ON o.owner_id = om.owner_id
-JOIN loyalty_checks c ON c.covered_by = om.external_id
+JOIN loyalty_work_owner_checks c
+  ON c.owner_id = 'guest|' || o.guest_id AND c.replayed AND c.covered_by = om.external_id
 WHERE o.owner_kind = 'merged';

@@ -24,7 +24,7 @@ visits AS (
           UNION ALL
           SELECT o.owner_id, k.last_visit_on, k.last_location_id, k.last_check_id
           FROM loyalty_work_owners o
-          JOIN loyalty_guest_checkpoints k ON k.guest_id = o.guest_id
+          JOIN loyalty_work_checkpoints k ON k.guest_id = o.guest_id
           WHERE o.checkpoint_on IS NOT NULL AND k.last_visit_on IS NOT NULL) replayed
 )
 SELECT v.owner_id, v.visit_on, v.location_id, v.check_id, v.next_visit_on,

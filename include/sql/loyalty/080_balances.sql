@@ -13,7 +13,7 @@ WITH entries AS (
            0 AS step, k.balance AS points,
            FALSE AS is_expiry
     FROM loyalty_work_owners o
-    JOIN loyalty_guest_checkpoints k ON k.guest_id = o.guest_id
+    JOIN loyalty_work_checkpoints k ON k.guest_id = o.guest_id
     WHERE o.checkpoint_on IS NOT NULL
     UNION ALL
     SELECT oc.owner_id, l.entry_key, l.entry_date,

@@ -61,7 +61,7 @@ revocations AS (
                 THEN rr.revoked_on END AS refunded_on
     FROM loyalty_work_owners o
     CROSS JOIN loyalty_program_settings s
-    LEFT JOIN loyalty_guest_checkpoints k
+    LEFT JOIN loyalty_work_checkpoints k
       ON k.guest_id = o.guest_id AND o.checkpoint_on IS NOT NULL
     LEFT JOIN last_visits lv ON lv.owner_id = o.owner_id
     LEFT JOIN refund_revocations rr ON rr.owner_id = o.owner_id
@@ -124,7 +124,7 @@ window_spend AS (
                AS window_spend
     FROM states st
     JOIN loyalty_work_owners o ON o.owner_id = st.owner_id
-    LEFT JOIN loyalty_guest_checkpoints k
+    LEFT JOIN loyalty_work_checkpoints k
       ON k.guest_id = o.guest_id AND o.checkpoint_on IS NOT NULL
     LEFT JOIN window_changes wc ON wc.owner_id = st.owner_id
     GROUP BY st.owner_id, k.window_spend
@@ -176,5 +176,5 @@ JOIN tiers_reached t ON t.owner_id = st.owner_id AND t.tier_order = 1
 LEFT JOIN balances b ON b.owner_id = st.owner_id
 LEFT JOIN refund_revocations rr ON rr.owner_id = st.owner_id
 LEFT JOIN checkpoint_refunds cr ON cr.owner_id = st.owner_id
-LEFT JOIN loyalty_guest_checkpoints k
+LEFT JOIN loyalty_work_checkpoints k
   ON k.guest_id = o.guest_id AND o.checkpoint_on IS NOT NULL;

@@ -73,7 +73,7 @@ aggregates AS (
                AS lifetime_net_spend,
            COALESCE(k.window_spend, 0) + COALESCE(ch.window_net_spend, 0) AS window_net_spend
     FROM loyalty_work_owners o
-    LEFT JOIN loyalty_guest_checkpoints k
+    LEFT JOIN loyalty_work_checkpoints k
       ON k.guest_id = o.guest_id AND o.checkpoint_on IS NOT NULL
     LEFT JOIN changes ch ON ch.owner_id = o.owner_id
     WHERE o.owner_kind = 'guest'

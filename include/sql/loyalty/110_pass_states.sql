@@ -18,7 +18,7 @@ WITH contacts AS (
     UNION ALL
     SELECT o.owner_id, k.customer_name, k.email, k.phone, k.checkpoint_on, '', ''
     FROM loyalty_work_owners o
-    JOIN loyalty_guest_checkpoints k ON k.guest_id = o.guest_id
+    JOIN loyalty_work_checkpoints k ON k.guest_id = o.guest_id
     WHERE o.checkpoint_on IS NOT NULL
 ),
 latest_names AS (

@@ -393,7 +393,8 @@ CREATE TABLE IF NOT EXISTS loyalty_work_owner_checks (
     customer_name   VARCHAR,
     email           VARCHAR,
     phone           VARCHAR,
-    replayed        BOOLEAN
+    replayed        BOOLEAN,
+    covered_by      VARCHAR
 );
 
 -- Members whose redemptions (and, for the bonus member, welcome bonus) an owner counts.

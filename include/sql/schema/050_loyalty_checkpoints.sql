@@ -30,7 +30,25 @@ CREATE TABLE IF NOT EXISTS loyalty_guest_checkpoints (
     phone               VARCHAR
 );
 
--- The latest contact of each member owner a run computes (scratch).
+-- The checkpoints of the guests a run replays from one (scratch: read by several models).
+CREATE TABLE IF NOT EXISTS loyalty_work_checkpoints AS
+SELECT * FROM loyalty_guest_checkpoints WHERE 1 = 0;
+
+-- The checks of the refunds a run looks at, with their guests (scratch): new or changed
+-- refunds (changed_on: the refund's date before or after the change) and refunds dated
+-- since the previous run's day (dated_in_run).
+CREATE TABLE IF NOT EXISTS loyalty_work_refunded_checks (
+    location_id     VARCHAR NOT NULL,
+    check_id        VARCHAR NOT NULL,
+    guest_id        VARCHAR,
+    business_date   DATE NOT NULL,
+    qualifying      BOOLEAN NOT NULL,
+    eligible_spend  DECIMAL(12,2) NOT NULL,
+    changed_on      DATE,
+    dated_in_run    BOOLEAN NOT NULL
+);
+
+-- The latest contact of each owner a run computes (scratch).
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
     owner_id       VARCHAR NOT NULL,
     customer_name  VARCHAR,
@@ -45,5 +63,6 @@ ALTER TABLE loyalty_work_refunds ADD COLUMN IF NOT EXISTS previous_refund_date D
 ALTER TABLE loyalty_work_guests ADD COLUMN IF NOT EXISTS changed_on DATE;
 ALTER TABLE loyalty_work_owners ADD COLUMN IF NOT EXISTS checkpoint_on DATE;
 ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS replayed BOOLEAN;
+ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS covered_by VARCHAR;
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS qualifying_checks INTEGER;
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS refunded_checks INTEGER;
