@@ -60,12 +60,15 @@ def redemptions_of_day(warehouse, n: int) -> None:
 
 def load_day_by_day(warehouse) -> None:
     toast = Toast(warehouse)
+    replayed = 0
     for n in range(1, LAST_DAY + 1):
         stage_day(toast, n)
         toast.load()
         redemptions_of_day(warehouse, n)
         summary = run(warehouse, PROGRAM, n)
         assert summary.mode == ("full" if n == 1 else "incremental")
+        replayed += summary.guests_from_checkpoint
+    assert replayed > 0  # the daily runs replay guests from their checkpoints
 
 
 def load_all_at_once(warehouse) -> None:

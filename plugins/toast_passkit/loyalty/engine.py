@@ -457,8 +457,7 @@ def _summarise(warehouse: Warehouse, conn: Connection, run_id: str, day: date, f
         partitions=count("SELECT COUNT(*) FROM loyalty_work_partitions"),
         checks=count("SELECT COUNT(*) FROM loyalty_work_checks"),
         guests_recomputed=count("SELECT COUNT(*) FROM loyalty_work_guests"),
-        guests_from_checkpoint=count(
-            "SELECT COUNT(*) FROM loyalty_work_owners WHERE checkpoint_on IS NOT NULL"),
+        guests_from_checkpoint=count("SELECT COUNT(*) FROM loyalty_work_checkpoints"),
         guests=count("SELECT COUNT(*) FROM loyalty_guests"),
         members=count("SELECT COUNT(*) FROM pass_states"),
         active_members=count("SELECT COUNT(*) FROM pass_states WHERE status = 'active'"),
