@@ -15,6 +15,9 @@ SELECT 'guest|' || g.guest_id, 'guest', g.guest_id, g.carrier_external_id,
                  AND (w.changed_on IS NULL OR w.changed_on > CAST(:previous_as_of AS DATE))
                  AND NOT EXISTS (SELECT 1 FROM loyalty_work_guest_remap remap
                                  WHERE remap.new_guest_id = g.guest_id)
+                 -- written with its run's row in loyalty_runs: never after the previous run
+                 AND (k.checkpoint_on IS NULL
+                      OR k.checkpoint_on <= CAST(:previous_as_of AS DATE))
             THEN COALESCE(k.checkpoint_on,
                           CASE WHEN g.first_business_date > CAST(:previous_as_of AS DATE)
                                THEN CAST(:previous_as_of AS DATE) END)
