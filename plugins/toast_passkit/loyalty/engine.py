@@ -12,9 +12,8 @@ on the first run, when the program changed, when a partition at or before the pr
 day is staged (late or reloaded), or when asked to.
 A recomputed guest is replayed from its checkpoint (loyalty_guest_checkpoints: balance, open
 absence, window and lifetime spend as of the last run that recomputed it) when every new fact
-of it is dated after the previous run's day and no merge or enrolment touches it, so a daily
-run costs what that day brings, not the guests' whole histories; otherwise from its first
-check.
+of it is dated after the previous run's day and no merge joined it (a guest first seen after
+that day: from there); otherwise from its first check.
 The ledger is keyed by natural keys and never duplicates an entry. Earn, bonus and redemption
 entries are insert-only; reversal and expiry entries are derived from a guest's whole history,
 so every run recomputes them for the guests it recomputes and removes or corrects those the
