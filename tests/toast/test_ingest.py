@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import stat
 from datetime import date, timedelta
@@ -12,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.toast.csv_files import read_rows, write_rows
 from toast_passkit.toast.archive import RawArchive
 from toast_passkit.toast.ingest import PartitionError, ingest_partition
 from toast_passkit.toast.sources import LocalFolderSource
@@ -38,14 +37,6 @@ def csv_path(root: Path, name: str, day: date = DAY) -> Path:
     return root / LOC / f"{day:%Y%m%d}" / name
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
-
-
-def write_rows(path: Path, rows: list[list[str]]) -> None:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
 
 
 def rejects(wh: Warehouse, table: str) -> list[dict]:

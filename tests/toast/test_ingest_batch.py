@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.toast.csv_files import read_rows, write_rows
 from toast_passkit.toast import parse
 from toast_passkit.toast.archive import RawArchive
 from toast_passkit.toast.exports import EXPORT_FILES
@@ -36,14 +35,6 @@ def path_of(root: Path, location_id: str, day: date, name: str) -> Path:
     return root / location_id / f"{day:%Y%m%d}" / name
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
-
-
-def write_rows(path: Path, rows: list[list[str]]) -> None:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def set_value(path: Path, row: int, header: str, value: str) -> None:

@@ -7,6 +7,13 @@
 --   'merged' each member joined into an earlier-enrolled member's guest and not yet frozen,
 --            as of the day before the merge, over the checks it (or members merged into it)
 --            covered: its pass keeps that state
+-- The checkpoints of the recomputed guests, read once for the models that use them (those
+-- a guest is not replayed from are dropped below).
+INSERT INTO loyalty_work_checkpoints
+SELECT k.*
+FROM loyalty_guest_checkpoints k
+JOIN loyalty_work_guests w ON w.guest_id = k.guest_id;
+
 INSERT INTO loyalty_work_owners (owner_id, owner_kind, guest_id, external_id, enrolled_on,
                                  eval_on, checkpoint_on)
 SELECT 'guest|' || g.guest_id, 'guest', g.guest_id, g.carrier_external_id,
@@ -24,14 +31,7 @@ SELECT 'guest|' || g.guest_id, 'guest', g.guest_id, g.carrier_external_id,
        END
 FROM loyalty_guests g
 JOIN loyalty_work_guests w ON w.guest_id = g.guest_id
-LEFT JOIN loyalty_guest_checkpoints k ON k.guest_id = g.guest_id;
-
--- Their checkpoints, copied once for the models that read them.
-INSERT INTO loyalty_work_checkpoints
-SELECT k.*
-FROM loyalty_guest_checkpoints k
-JOIN loyalty_work_owners o ON o.guest_id = k.guest_id
-WHERE o.checkpoint_on IS NOT NULL;
+LEFT JOIN loyalty_work_checkpoints k ON k.guest_id = g.guest_id;
 
 -- Older checks that a guest replayed from its checkpoint still needs: those leaving the tier
 -- window in this run and those refunded since the previous run's day (nothing of the guest
@@ -66,9 +66,9 @@ WHERE checkpoint_on IS NOT NULL
           WHERE c.owner_id = loyalty_work_owners.owner_id AND NOT c.replayed);
 
 DELETE FROM loyalty_work_checkpoints
-WHERE EXISTS (SELECT 1 FROM loyalty_work_owners o
-              WHERE o.guest_id = loyalty_work_checkpoints.guest_id
-                AND o.checkpoint_on IS NULL);
+WHERE NOT EXISTS (SELECT 1 FROM loyalty_work_owners o
+                  WHERE o.guest_id = loyalty_work_checkpoints.guest_id
+                    AND o.checkpoint_on IS NOT NULL);
 
 DELETE FROM loyalty_work_owner_checks
 WHERE NOT replayed
