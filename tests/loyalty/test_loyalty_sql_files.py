@@ -8,7 +8,7 @@ import pytest
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
 MODELS = sorted((SQL / "loyalty").glob("*.sql")) + sorted((SQL / "schema").glob("010_*.sql"))
 PARAMETERS = {"as_of", "previous_as_of", "full_run", "run_id", "work_from", "work_to",
-              "leaving_after", "leaving_until"}
+              "leaving_after", "leaving_until", "recent_after"}
 
 
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)

@@ -2,7 +2,7 @@
 -- before it commits.
 DELETE FROM loyalty_work_partitions;
 DELETE FROM loyalty_work_checks;
-DELETE FROM loyalty_work_check_updates;
+DELETE FROM loyalty_work_history;
 DELETE FROM loyalty_work_identities;
 DELETE FROM loyalty_work_identifiers;
 DELETE FROM loyalty_work_guest_remap;

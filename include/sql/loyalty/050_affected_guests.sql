@@ -6,27 +6,55 @@
 -- before and after this run, a redemption's date); 1900-01-01 for a guest the identity pass
 -- rewrote without a new check (a merge); NULL when only time moves its state. A guest whose
 -- facts all lie after the previous run's day can be replayed from its checkpoint.
--- The refunded checks are kept with their guests for 060 (one read of loyalty_checks).
+-- The refunded checks are kept with their guests for 060 (one read of loyalty_checks). They
+-- are looked for among the checks dated after :recent_after first (most refunds come within
+-- weeks of their check; DuckDB reads those row groups only), then, for those not found,
+-- among the older ones (none on most days: that read then ends at once).
 INSERT INTO loyalty_work_refunded_checks (location_id, check_id, guest_id, business_date,
                                           qualifying, eligible_spend, changed_on,
                                           dated_in_run)
-SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying, c.eligible_spend,
-       refunded.changed_on, refunded.dated_in_run
-FROM (SELECT f.location_id, f.check_id, f.refund_date AS changed_on, FALSE AS dated_in_run
-      FROM loyalty_work_refunds r
-      JOIN loyalty_refunds f
-        ON f.location_id = r.location_id AND f.payment_id = r.payment_id
-      UNION ALL
-      SELECT r.location_id, r.previous_check_id, r.previous_refund_date, FALSE
-      FROM loyalty_work_refunds r
-      WHERE r.previous_check_id IS NOT NULL
-      UNION ALL
-      SELECT f.location_id, f.check_id, CAST(NULL AS DATE), TRUE
-      FROM loyalty_refunds f
-      WHERE f.refund_date > CAST(:previous_as_of AS DATE)
-        AND f.refund_date <= CAST(:as_of AS DATE)) refunded
-JOIN loyalty_checks c
-  ON c.location_id = refunded.location_id AND c.check_id = refunded.check_id;
+WITH refunded AS (
+    SELECT f.location_id, f.check_id, f.refund_date AS changed_on, FALSE AS dated_in_run
+    FROM loyalty_work_refunds r
+    JOIN loyalty_refunds f
+      ON f.location_id = r.location_id AND f.payment_id = r.payment_id
+    UNION ALL
+    SELECT r.location_id, r.previous_check_id, r.previous_refund_date, FALSE
+    FROM loyalty_work_refunds r
+    WHERE r.previous_check_id IS NOT NULL
+    UNION ALL
+    SELECT f.location_id, f.check_id, CAST(NULL AS DATE), TRUE
+    FROM loyalty_refunds f
+    WHERE f.refund_date > CAST(:previous_as_of AS DATE)
+      AND f.refund_date <= CAST(:as_of AS DATE)
+),
+recent AS (
+    SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying,
+           c.eligible_spend
+    FROM loyalty_checks c
+    WHERE c.business_date > CAST(:recent_after AS DATE)
+      AND EXISTS (SELECT 1 FROM refunded r
+                  WHERE r.location_id = c.location_id AND r.check_id = c.check_id)
+),
+missing AS (
+    SELECT DISTINCT r.location_id, r.check_id
+    FROM refunded r
+    WHERE NOT EXISTS (SELECT 1 FROM recent x
+                      WHERE x.location_id = r.location_id AND x.check_id = r.check_id)
+),
+checks AS (
+    SELECT * FROM recent
+    UNION ALL
+    SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying,
+           c.eligible_spend
+    FROM missing m
+    JOIN loyalty_checks c ON c.location_id = m.location_id AND c.check_id = m.check_id
+    WHERE c.business_date <= CAST(:recent_after AS DATE)
+)
+SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying,
+       c.eligible_spend, r.changed_on, r.dated_in_run
+FROM refunded r
+JOIN checks c ON c.location_id = r.location_id AND c.check_id = r.check_id;
 
 INSERT INTO loyalty_work_guests (guest_id, changed_on)
 SELECT affected.guest_id, MIN(affected.changed_on)

@@ -87,15 +87,39 @@ WHERE m.merged_into IS NOT NULL
 
 -- The replayed history: every check of a guest without a checkpoint, the checks after the
 -- checkpoint of the others (all of them folded in by this run, so dated after the previous
--- run's day: only recent row groups are read).
+-- run's day: only recent row groups are read). Of a guest joined by a merge, the checks
+-- before this run are those 030 read already (loyalty_work_history; the run's checks are
+-- dated after the previous run's day); the checks of other guests without one are read here.
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
                                        replayed, covered_by)
+SELECT o.owner_id, h.location_id, h.check_id, h.business_date, h.qualifying,
+       h.eligible_spend, h.customer_name, h.email, h.phone, TRUE, h.covered_by
+FROM loyalty_work_owners o
+JOIN loyalty_work_history h ON h.guest_id = o.guest_id
+WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL
+UNION ALL
 SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
        c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
-WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL;
+WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL
+  AND c.business_date > CAST(:previous_as_of AS DATE)
+  AND EXISTS (SELECT 1 FROM loyalty_work_history h WHERE h.guest_id = o.guest_id)
+UNION ALL
+SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
+       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
+FROM (SELECT o.owner_id, o.guest_id, g.first_business_date
+      FROM loyalty_work_owners o
+      JOIN loyalty_guests g ON g.guest_id = o.guest_id
+      WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL
+        AND NOT EXISTS (SELECT 1 FROM loyalty_work_history h WHERE h.guest_id = o.guest_id)
+      -- a barrier: decided before the join, so DuckDB reads these guests' checks only
+      LIMIT 1000000000) o
+-- (no check of a guest is older than its first: DuckDB skips the row groups before the
+-- earliest of these guests' first checks, often recent ones)
+JOIN loyalty_checks c
+  ON c.guest_id = o.guest_id AND c.business_date >= o.first_business_date;
 
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,

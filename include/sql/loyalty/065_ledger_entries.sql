@@ -6,6 +6,12 @@
 --   redemption  per PassKit POINTS_BURNED event, on the local date PassKit recorded it
 -- earn, bonus and redemption entries are insert-only. Reversals are derived (see below), as
 -- are expiry entries (085_expiry_entries.sql).
+-- An entry already written is skipped by NOT EXISTS on its key and date rather than by
+-- ON CONFLICT: DuckDB plans ON CONFLICT as a join with the whole ledger, while the date
+-- bounds the rows to compare with (DuckDB skips the row groups of other dates). The date of
+-- an entry is fixed by its fact (a check's business date, an enrolment made after the
+-- previous run's day, a redemption's recorded time in the program's timezone), except in a
+-- full run (a program change may move an enrolment or a local date): then by key alone.
 INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, location_id, check_id,
                             run_id, created_at)
 SELECT 'earn|' || c.location_id || '|' || c.check_id, 'earn', c.business_date,
@@ -18,8 +24,11 @@ WHERE c.qualifying
   AND c.guest_id IS NOT NULL
   AND FLOOR(c.eligible_spend * s.points_per_currency_unit) > 0
   AND c.business_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE)
-ORDER BY c.business_date  -- date-ordered row groups: reads after a date skip older ones
-ON CONFLICT (entry_key) DO NOTHING;
+  AND NOT EXISTS (SELECT 1 FROM loyalty_ledger l
+                  WHERE l.entry_key = 'earn|' || c.location_id || '|' || c.check_id
+                    AND l.entry_date BETWEEN CAST(:work_from AS DATE) AND CAST(:work_to AS DATE))
+-- date-ordered row groups: reads after a date skip older ones
+ORDER BY c.business_date;
 
 -- Reversals are derived: for every check of a recomputed guest (every check in a full run)
 -- they are recomputed from the check's refunds as of the run's day (the latest export of each
@@ -97,7 +106,9 @@ CROSS JOIN loyalty_program_settings s
 WHERE s.welcome_bonus_points > 0
   AND (:full_run OR m.enrolled_on > CAST(:previous_as_of AS DATE))
   AND m.enrolled_on <= CAST(:as_of AS DATE)
-ON CONFLICT (entry_key) DO NOTHING;
+  AND NOT EXISTS (SELECT 1 FROM loyalty_ledger l
+                  WHERE l.entry_key = 'bonus|' || m.external_id
+                    AND (:full_run OR l.entry_date > CAST(:previous_as_of AS DATE)));
 
 INSERT INTO loyalty_ledger (entry_key, kind, entry_date, points, external_id,
                             passkit_event_id, run_id, created_at)
@@ -108,4 +119,8 @@ FROM passkit_redemptions p
 CROSS JOIN loyalty_program_settings s
 WHERE p.points > 0
   AND CAST((p.recorded_at AT TIME ZONE s.timezone) AS DATE) <= CAST(:as_of AS DATE)
-ON CONFLICT (entry_key) DO NOTHING;
+  AND NOT EXISTS (SELECT 1 FROM loyalty_ledger l
+                  WHERE l.entry_key = 'redemption|' || p.passkit_event_id
+                    AND (:full_run
+                         OR l.entry_date = CAST((p.recorded_at AT TIME ZONE s.timezone)
+                                                AS DATE)));

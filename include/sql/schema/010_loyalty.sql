@@ -277,10 +277,11 @@ CREATE TABLE IF NOT EXISTS loyalty_work_checks (
     customer_name   VARCHAR
 );
 
--- Existing checks whose guest or covering member this run changes (030_apply_identity.sql):
--- rows of loyalty_checks, so the table takes its columns.
-CREATE TABLE IF NOT EXISTS loyalty_work_check_updates AS
-SELECT * FROM loyalty_checks WHERE 1 = 0;
+-- Existing checks of the guests a run rewrites or replays whole for a merge
+-- (030_apply_identity.sql): rows of loyalty_checks, so the table takes its columns, and
+-- whether the run rewrites them.
+CREATE TABLE IF NOT EXISTS loyalty_work_history AS
+SELECT *, CAST(NULL AS BOOLEAN) AS rewritten FROM loyalty_checks WHERE 1 = 0;
 
 -- Written by the identity pass (Python): per new check its guest and covering member.
 CREATE TABLE IF NOT EXISTS loyalty_work_identities (

@@ -66,3 +66,6 @@ ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS replayed BOOLEAN;
 ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS covered_by VARCHAR;
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS qualifying_checks INTEGER;
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS refunded_checks INTEGER;
+
+-- Replaced by loyalty_work_history (010_loyalty.sql).
+DROP TABLE IF EXISTS loyalty_work_check_updates;

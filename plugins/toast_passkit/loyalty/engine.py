@@ -50,6 +50,9 @@ from toast_passkit.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 EPOCH = date(1900, 1, 1)
+# Most refunds come within weeks of their check: their checks are looked for among the
+# checks of this many days before the run's day first (a read of recent row groups only).
+RECENT_CHECKS = timedelta(days=31)
 
 # The models of one run, in order. 000_reset runs first in a full recomputation only.
 MODELS_BEFORE_IDENTITY = ("loyalty/020_check_facts.sql", "loyalty/025_check_rewards.sql")
@@ -122,7 +125,9 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
         window = timedelta(days=program.tiers.window_days)
         params = {"as_of": day, "previous_as_of": previous_as_of, "run_id": run_id,
                   # checks leaving the tier window in this run: dated in this range
-                  "leaving_after": previous_as_of - window, "leaving_until": day - window}
+                  "leaving_after": previous_as_of - window, "leaving_until": day - window,
+                  # the checks of refunds are looked for after this day first (050)
+                  "recent_after": day - RECENT_CHECKS}
 
         reason = _full_reason(full_recompute, previous, program)
         _stage_work(warehouse, conn, params)
@@ -308,20 +313,17 @@ def _identity_pass(warehouse: Warehouse, conn: Connection, program: Program, day
         warehouse.insert_arrow(conn, "loyalty_work_identifiers", pa.table(
             {"identifier": pa.array(wanted, pa.string()),
              "guest_id": pa.nulls(len(wanted), pa.string())}))
-        existing_identifiers = dict(warehouse.execute(conn, """
-            SELECT i.identifier, i.guest_id
+        # the known identifiers with their guests' state, one read of each table
+        rows = warehouse.execute(conn, """
+            SELECT i.identifier, i.guest_id, g.first_business_date, g.first_location_id,
+                   g.first_check_id, g.qualifying_checks, g.has_contact, g.first_visit_on,
+                   g.last_visit_on, g.carrier_external_id, g.carrier_enrolled_on
             FROM loyalty_identifiers i
             JOIN loyalty_work_identifiers w ON w.identifier = i.identifier
-        """).all())
-        rows = warehouse.execute(conn, """
-            SELECT g.guest_id, g.first_business_date, g.first_location_id, g.first_check_id,
-                   g.qualifying_checks, g.has_contact, g.first_visit_on, g.last_visit_on,
-                   g.carrier_external_id, g.carrier_enrolled_on
-            FROM loyalty_guests g
-            WHERE g.guest_id IN (SELECT i.guest_id FROM loyalty_identifiers i
-                                 JOIN loyalty_work_identifiers w ON w.identifier = i.identifier)
+            LEFT JOIN loyalty_guests g ON g.guest_id = i.guest_id
         """).all()
-        existing_guests = {row[0]: GuestState(*row) for row in rows}
+        existing_identifiers = {row[0]: row[1] for row in rows}
+        existing_guests = {row[1]: GuestState(*row[1:]) for row in rows if row[2] is not None}
         warehouse.execute(conn, "DELETE FROM loyalty_work_identifiers")
 
     identity = IdentityPass(program.program.passkit_program_id,
