@@ -74,11 +74,6 @@ DELETE FROM loyalty_identifiers
 WHERE EXISTS (SELECT 1 FROM loyalty_work_guest_remap remap
               WHERE remap.old_guest_id = loyalty_identifiers.guest_id);
 
-UPDATE loyalty_members
-SET guest_id = remap.new_guest_id
-FROM loyalty_work_guest_remap remap
-WHERE loyalty_members.guest_id = remap.old_guest_id;
-
 -- In business-date order, so that reads of a date range (a full run writes every check)
 -- skip the other row groups.
 INSERT INTO loyalty_checks (location_id, check_id, business_date, voided, eligible_spend,
@@ -111,12 +106,23 @@ SELECT guest_id, first_business_date, first_location_id, first_check_id, qualify
        has_contact, first_visit_on, last_visit_on, carrier_external_id, carrier_enrolled_on
 FROM loyalty_work_guest_rows;
 
-UPDATE loyalty_members
-SET merged_into = joined.merged_into, merged_on = joined.merged_on
-FROM loyalty_work_member_merges joined
-WHERE loyalty_members.external_id = joined.external_id;
+-- Members of earlier runs whose guest joined an older guest (guest_id) or who were joined into
+-- another member (merged_into, merged_on) in this run, as they are after it: rewritten with
+-- those enrolled in this run by delete + insert rather than UPDATE (see above).
+INSERT INTO loyalty_work_member_rows (external_id, guest_id, enrolled_on, anchor_location_id,
+                                      anchor_check_id, merged_into, merged_on)
+SELECT m.external_id, COALESCE(remap.new_guest_id, m.guest_id), m.enrolled_on,
+       m.anchor_location_id, m.anchor_check_id,
+       CASE WHEN joined.external_id IS NULL THEN m.merged_into ELSE joined.merged_into END,
+       CASE WHEN joined.external_id IS NULL THEN m.merged_on ELSE joined.merged_on END
+FROM loyalty_members m
+LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = m.guest_id
+LEFT JOIN loyalty_work_member_merges joined ON joined.external_id = m.external_id
+WHERE (remap.old_guest_id IS NOT NULL OR joined.external_id IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM loyalty_work_member_rows enrolled
+                  WHERE enrolled.external_id = m.external_id);
 
--- Members enrolled in this run (every member in a full recomputation).
+-- Members enrolled or rewritten in this run (every member in a full recomputation).
 DELETE FROM loyalty_members
 WHERE :full_run
    OR EXISTS (SELECT 1 FROM loyalty_work_member_rows enrolled
