@@ -15,4 +15,8 @@ JOIN (SELECT DISTINCT reward_id, passkit_campaign_id, passkit_offer_id
       FROM loyalty_program_rewards) reward ON reward.reward_id = r.reward_id
 WHERE c.qualifying AND c.covered_by IS NOT NULL AND c.covered_on <= CAST(:as_of AS DATE)
   AND (:full_run OR c.covered_on > CAST(:previous_as_of AS DATE))
-ON CONFLICT (coupon_external_id) DO NOTHING;
+  -- (NOT EXISTS rather than ON CONFLICT, which DuckDB plans as a join with the whole table)
+  AND NOT EXISTS (SELECT 1 FROM pass_coupons issued
+                  WHERE issued.coupon_external_id
+                        = 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|'
+                                                 || c.check_id) FROM 1 FOR 21));

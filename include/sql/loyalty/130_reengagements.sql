@@ -10,7 +10,10 @@ JOIN loyalty_work_absences a ON a.owner_id = o.owner_id
 WHERE o.owner_kind = 'guest' AND o.external_id IS NOT NULL
   AND st.revoked_reason IS NULL
   AND a.next_visit_on IS NULL AND a.reengages_on IS NOT NULL
-ON CONFLICT (external_id, absence_key) DO NOTHING;
+  -- (NOT EXISTS rather than ON CONFLICT, which DuckDB plans as a join with the whole table)
+  AND NOT EXISTS (SELECT 1 FROM reengagements done
+                  WHERE done.external_id = o.external_id
+                    AND done.absence_key = 'lapsed|' || CAST(a.visit_on AS VARCHAR));
 
 INSERT INTO reengagements (external_id, absence_key, reason, due_on, run_id, created_at)
 SELECT DISTINCT ps.external_id,
@@ -25,4 +28,8 @@ JOIN pass_states ps ON ps.external_id = pa.member_external_id
 WHERE pa.state = 'uninstalled' AND pa.last_uninstalled_at IS NOT NULL
   AND ps.status = 'active'
   AND CAST((pa.last_uninstalled_at AT TIME ZONE s.timezone) AS DATE) <= CAST(:as_of AS DATE)
-ON CONFLICT (external_id, absence_key) DO NOTHING;
+  AND NOT EXISTS (SELECT 1 FROM reengagements done
+                  WHERE done.external_id = ps.external_id
+                    AND done.absence_key
+                        = 'uninstalled|' || CAST(CAST(EXTRACT(EPOCH FROM pa.last_uninstalled_at)
+                                                      AS BIGINT) AS VARCHAR));
