@@ -30,6 +30,18 @@ WHERE c.qualifying
 -- date-ordered row groups: reads after a date skip older ones
 ORDER BY c.business_date;
 
+-- The earn entries of the checks replayed from their first check (080) and of the refunded
+-- checks of the owners (below), read from the ledger once.
+INSERT INTO loyalty_work_earn_entries (location_id, check_id, entry_date, points)
+SELECT c.location_id, c.check_id, l.entry_date, l.points
+FROM (SELECT DISTINCT oc.location_id, oc.check_id
+      FROM loyalty_work_owner_checks oc
+      JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
+      WHERE o.checkpoint_on IS NULL
+         OR EXISTS (SELECT 1 FROM loyalty_refunds f
+                    WHERE f.location_id = oc.location_id AND f.check_id = oc.check_id)) c
+JOIN loyalty_ledger l ON l.entry_key = 'earn|' || c.location_id || '|' || c.check_id;
+
 -- Reversals are derived: for every check of a recomputed guest (every check in a full run)
 -- they are recomputed from the check's refunds as of the run's day (the latest export of each
 -- Payment Id), so a refund amount that changes or a refund dated before one already reversed
@@ -46,8 +58,8 @@ WITH refunds_so_far AS (
     FROM loyalty_work_owners o
     JOIN loyalty_work_owner_checks c ON c.owner_id = o.owner_id AND o.owner_kind = 'guest'
     JOIN loyalty_refunds f ON f.location_id = c.location_id AND f.check_id = c.check_id
-    JOIN loyalty_ledger earned
-      ON earned.entry_key = 'earn|' || f.location_id || '|' || f.check_id
+    JOIN loyalty_work_earn_entries earned
+      ON earned.location_id = f.location_id AND earned.check_id = f.check_id
     WHERE f.refund_date <= CAST(:as_of AS DATE)
 ),
 reversed_so_far AS (

@@ -16,13 +16,22 @@ WITH entries AS (
     JOIN loyalty_work_checkpoints k ON k.guest_id = o.guest_id
     WHERE o.checkpoint_on IS NOT NULL
     UNION ALL
-    SELECT oc.owner_id, l.entry_key, l.entry_date,
-           CASE l.kind WHEN 'earn' THEN 2 ELSE 4 END, l.points, FALSE
+    -- From the first check: the checks' earn entries, read by 065, and their reversal entries,
+    -- the ones 065 just derived and wrote (a whole-history read of the ledger otherwise).
+    SELECT oc.owner_id, 'earn|' || e.location_id || '|' || e.check_id, e.entry_date, 2,
+           e.points, FALSE
     FROM loyalty_work_owner_checks oc
     JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
-    JOIN loyalty_ledger l ON l.location_id = oc.location_id AND l.check_id = oc.check_id
-    WHERE l.kind IN ('earn', 'reversal') AND l.entry_date <= o.eval_on
-      AND o.checkpoint_on IS NULL
+    JOIN loyalty_work_earn_entries e
+      ON e.location_id = oc.location_id AND e.check_id = oc.check_id
+    WHERE e.entry_date <= o.eval_on AND o.checkpoint_on IS NULL
+    UNION ALL
+    SELECT oc.owner_id, d.entry_key, d.entry_date, 4, d.points, FALSE
+    FROM loyalty_work_owner_checks oc
+    JOIN loyalty_work_owners o ON o.owner_id = oc.owner_id
+    JOIN loyalty_work_derived_entries d
+      ON d.location_id = oc.location_id AND d.check_id = oc.check_id
+    WHERE d.kind = 'reversal' AND d.entry_date <= o.eval_on AND o.checkpoint_on IS NULL
     UNION ALL
     -- After a checkpoint: nothing of the owner is dated between it and the previous run's
     -- day (060), so the ledger is read after that day only (DuckDB skips older row groups).

@@ -48,6 +48,15 @@ CREATE TABLE IF NOT EXISTS loyalty_work_refunded_checks (
     dated_in_run    BOOLEAN NOT NULL
 );
 
+-- The earn entries of the checks a run replays from their first check and of the refunded
+-- checks it looks at (scratch: 065 reads them from the ledger once, for 065 and 080).
+CREATE TABLE IF NOT EXISTS loyalty_work_earn_entries (
+    location_id  VARCHAR NOT NULL,
+    check_id     VARCHAR NOT NULL,
+    entry_date   DATE NOT NULL,
+    points       DECIMAL(12,2) NOT NULL
+);
+
 -- The latest contact of each owner a run computes (scratch).
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
     owner_id       VARCHAR NOT NULL,
