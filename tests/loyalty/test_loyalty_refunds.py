@@ -92,3 +92,22 @@ def test_a_refund_dated_before_one_already_reversed_splits_the_cap_in_date_order
     assert ledger(warehouse, ("reversal",)) == [
         ("reversal", day(2), Decimal(-15)), ("reversal", day(3), Decimal(-25))]
     assert pass_of(warehouse, "c1")["points"] == 0
+
+
+def test_a_refund_exported_months_after_its_check_is_reversed(warehouse, toast):
+    # the run looks for a refund's check among the last month's checks first, then older ones
+    program = make_program(earn={"points_per_currency_unit": 2})
+    toast.check("c1", 1, email="ada@x.com", spend="40.00")               # earns 80
+    toast.check("c2", 50, email="ada@x.com", spend="10.00")              # earns 20
+    toast.load()
+    run(warehouse, program, 50)
+    toast.refund("c1", "15.00", 70, refunded_on=70)                      # c1 is 69 days old
+    toast.check("c3", 70, email="bob@x.com", spend="5.00")
+    toast.load()
+    summary = run(warehouse, program, 70)
+    assert summary.mode == "incremental"
+    assert ledger(warehouse, ("reversal",)) == [("reversal", day(70), Decimal(-30))]
+    assert pass_of(warehouse, "c1")["points"] == 80 + 20 - 30
+    run(warehouse, program, 70, full_recompute=True)
+    assert ledger(warehouse, ("reversal",)) == [("reversal", day(70), Decimal(-30))]
+    assert pass_of(warehouse, "c1")["points"] == 70
