@@ -95,3 +95,37 @@ def test_a_merge_that_fills_a_gap_in_the_visits_corrects_the_expiry_entries(
     assert snapshot(at_once) == snapshot(warehouse)
     run(warehouse, program, 5)                                              # rerun: no change
     assert snapshot(warehouse) == snapshot(at_once)
+
+
+def test_a_refund_moved_after_a_merge_corrects_the_joined_members_frozen_pass(
+        fresh_warehouse):
+    # Bob's pass keeps his state as of the day before the merge; a later export of the same
+    # Payment Id moves his refund to after the merge, so that state had no refund after all
+    program = make_program(enrolment={"min_qualifying_visits": 1, "welcome_bonus_points": 0})
+
+    def stage(toast, days):
+        if 1 in days:
+            toast.check("c1", 1, email="ada@x.com", spend="10.00")           # Ada enrols day 1
+        if 3 in days:
+            toast.check("c2", 3, phone="202-555-0101", spend="10.00")        # Bob enrols day 3
+            toast.refund("c2", "9.99", 3, refunded_on=3, payment_id="p-c2")  # reverses 9
+        if 4 in days:                                 # joins them: Bob's member is revoked
+            toast.check("c3", 4, email="ada@x.com", phone="202-555-0101", spend="0.00")
+        if 5 in days:                                 # same Payment Id, now dated day 5
+            toast.refund("c2", "30.00", 5, refunded_on=5, payment_id="p-c2")
+
+    daily, at_once = fresh_warehouse(), fresh_warehouse()
+    toast = Toast(daily)
+    for n in range(1, 6):
+        stage(toast, {n})
+        toast.load()
+        run(daily, program, n)
+    toast = Toast(at_once)
+    stage(toast, set(range(1, 6)))
+    toast.load()
+    run(at_once, program, 5)
+
+    bob = [p for p in passes(daily) if p["status"] == "revoked"]
+    assert [(p["revoked_reason"], p["revoked_on"], p["points"]) for p in bob] == [
+        ("merged", day(4), 10)]
+    assert snapshot(daily) == snapshot(at_once)

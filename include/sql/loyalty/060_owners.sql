@@ -4,9 +4,10 @@
 --            replayed from its checkpoint (checkpoint_on) when no new fact of this run is
 --            dated on or before the previous run's day and no merge joined it; a guest whose
 --            first check is after that day is replayed whole from there (no checkpoint)
---   'merged' each member joined into an earlier-enrolled member's guest and not yet frozen,
---            as of the day before the merge, over the checks it (or members merged into it)
---            covered: its pass keeps that state
+--   'merged' each member joined into an earlier-enrolled member's guest and not yet frozen
+--            (or whose history before the merge this run changes), as of the day before the
+--            merge, over the checks it (or members merged into it) covered: its pass keeps
+--            that state
 -- The checkpoints of the recomputed guests, read once for the models that use them (those
 -- a guest is not replayed from are dropped below).
 INSERT INTO loyalty_work_checkpoints
@@ -82,8 +83,12 @@ SELECT 'member|' || m.external_id, 'merged', m.guest_id, m.external_id, m.enroll
        m.merged_on - 1
 FROM loyalty_members m
 WHERE m.merged_into IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM pass_states ps
-                  WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged');
+  AND (NOT EXISTS (SELECT 1 FROM pass_states ps
+                   WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged')
+       -- a frozen one too when a fact of this run is dated before its merge (a refund
+       -- exported again with another date): its guest is replayed whole then (050)
+       OR EXISTS (SELECT 1 FROM loyalty_work_guests w
+                  WHERE w.guest_id = m.guest_id AND w.changed_on < m.merged_on));
 
 -- The replayed history: every check of a guest without a checkpoint, the checks after the
 -- checkpoint of the others (all of them folded in by this run, so dated after the previous
