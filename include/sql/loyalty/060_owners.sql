@@ -93,8 +93,8 @@ WHERE m.merged_into IS NOT NULL
 -- The replayed history: every check of a guest without a checkpoint, the checks after the
 -- checkpoint of the others (all of them folded in by this run, so dated after the previous
 -- run's day: only recent row groups are read). Of a guest joined by a merge, the checks
--- before this run are those 030 read already (loyalty_work_history; the run's checks are
--- dated after the previous run's day); the checks of other guests without one are read here.
+-- before this run are those 030 read already (loyalty_work_history; the run's checks are read
+-- with the checkpointed guests' below); the checks of other guests without one are read here.
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
                                        replayed, covered_by)
@@ -103,14 +103,6 @@ SELECT o.owner_id, h.location_id, h.check_id, h.business_date, h.qualifying,
 FROM loyalty_work_owners o
 JOIN loyalty_work_history h ON h.guest_id = o.guest_id
 WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL
-UNION ALL
-SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
-       c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
-FROM loyalty_work_owners o
-JOIN loyalty_checks c ON c.guest_id = o.guest_id
-WHERE o.owner_kind = 'guest' AND o.checkpoint_on IS NULL
-  AND c.business_date > CAST(:previous_as_of AS DATE)
-  AND EXISTS (SELECT 1 FROM loyalty_work_history h WHERE h.guest_id = o.guest_id)
 UNION ALL
 SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
        c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
@@ -126,6 +118,9 @@ FROM (SELECT o.owner_id, o.guest_id, g.first_business_date
 JOIN loyalty_checks c
   ON c.guest_id = o.guest_id AND c.business_date >= o.first_business_date;
 
+-- The checks of this run (dated after the previous run's day: one read of the recent row
+-- groups) of the guests replayed from their checkpoint and of those whose older checks are
+-- in loyalty_work_history.
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
                                        replayed, covered_by)
@@ -133,8 +128,10 @@ SELECT o.owner_id, c.location_id, c.check_id, c.business_date, c.qualifying,
        c.eligible_spend, c.customer_name, c.email, c.phone, TRUE, c.covered_by
 FROM loyalty_work_owners o
 JOIN loyalty_checks c ON c.guest_id = o.guest_id
-WHERE o.checkpoint_on IS NOT NULL
-  AND c.business_date > CAST(:previous_as_of AS DATE);
+WHERE o.owner_kind = 'guest'
+  AND c.business_date > CAST(:previous_as_of AS DATE)
+  AND (o.checkpoint_on IS NOT NULL
+       OR EXISTS (SELECT 1 FROM loyalty_work_history h WHERE h.guest_id = o.guest_id));
 
 INSERT INTO loyalty_work_owner_members (owner_id, external_id, is_bonus)
 SELECT o.owner_id, m.external_id, m.external_id = o.external_id
