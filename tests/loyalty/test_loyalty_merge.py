@@ -7,6 +7,7 @@ from tests.loyalty.loyalty_builders import (
     day,
     ledger,
     make_program,
+    pass_of,
     passes,
     redeem,
     run,
@@ -128,4 +129,41 @@ def test_a_refund_moved_after_a_merge_corrects_the_joined_members_frozen_pass(
     bob = [p for p in passes(daily) if p["status"] == "revoked"]
     assert [(p["revoked_reason"], p["revoked_on"], p["points"]) for p in bob] == [
         ("merged", day(4), 10)]
+    assert snapshot(daily) == snapshot(at_once)
+
+
+def test_the_later_enrolled_member_of_the_older_guest_is_merged(fresh_warehouse):
+    # Bob visits first (his guest's id, from the earliest check, is the one kept) but enrols
+    # after Ada: a check joining them merges Bob's member into Ada's, whose guest takes his id
+    program = make_program(enrolment={"min_qualifying_visits": 2, "welcome_bonus_points": 0})
+
+    def stage(toast, days):
+        if 1 in days:
+            toast.check("b1", 1, phone="202-555-0101", spend="10.00")       # Bob, 1 visit
+        if 2 in days:
+            toast.check("a1", 2, email="ada@x.com", spend="20.00")          # Ada, 1 visit
+        if 3 in days:
+            toast.check("a2", 3, email="ada@x.com", spend="5.00")           # Ada enrols
+        if 4 in days:
+            toast.check("b2", 4, phone="202-555-0101", spend="7.00")        # Bob enrols
+        if 5 in days:                                                       # joins them
+            toast.check("j1", 5, email="ada@x.com", phone="202-555-0101", spend="0.00")
+
+    daily, at_once = fresh_warehouse(), fresh_warehouse()
+    toast = Toast(daily)
+    for n in range(1, 6):
+        stage(toast, {n})
+        toast.load()
+        run(daily, program, n)
+    toast = Toast(at_once)
+    stage(toast, set(range(1, 6)))
+    toast.load()
+    run(at_once, program, 5)
+
+    ada, bob = passes(daily)                                                # by enrolment
+    assert pass_of(daily, "b2") == ada
+    assert (ada["status"], ada["points"], ada["enrolled_on"]) == ("active", 42, day(3))
+    assert bob["enrolled_on"] == day(4) and bob["guest_id"] == ada["guest_id"]
+    assert (bob["status"], bob["revoked_reason"], bob["revoked_on"], bob["points"]) == (
+        "revoked", "merged", day(5), 17)                                    # as on day 4
     assert snapshot(daily) == snapshot(at_once)

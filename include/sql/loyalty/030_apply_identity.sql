@@ -115,11 +115,16 @@ SELECT m.external_id, COALESCE(remap.new_guest_id, m.guest_id), m.enrolled_on,
        m.anchor_location_id, m.anchor_check_id,
        CASE WHEN joined.external_id IS NULL THEN m.merged_into ELSE joined.merged_into END,
        CASE WHEN joined.external_id IS NULL THEN m.merged_on ELSE joined.merged_on END
-FROM loyalty_members m
+-- (Two semi joins with the small work tables rather than an OR over two outer joins: DuckDB
+-- then reads the other columns of those members' rows only.)
+FROM (SELECT * FROM loyalty_members
+      WHERE guest_id IN (SELECT old_guest_id FROM loyalty_work_guest_remap)
+      UNION
+      SELECT * FROM loyalty_members
+      WHERE external_id IN (SELECT external_id FROM loyalty_work_member_merges)) m
 LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = m.guest_id
 LEFT JOIN loyalty_work_member_merges joined ON joined.external_id = m.external_id
-WHERE (remap.old_guest_id IS NOT NULL OR joined.external_id IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM loyalty_work_member_rows enrolled
+WHERE NOT EXISTS (SELECT 1 FROM loyalty_work_member_rows enrolled
                   WHERE enrolled.external_id = m.external_id);
 
 -- Members enrolled or rewritten in this run (every member in a full recomputation).
