@@ -13,7 +13,10 @@ memory is the child's, DuckDB included):
 - daily: the incremental runs of the K days up to D, one after the other as a deployment runs
          them (median: the checkpoint a run ends with rewrites the tables' last row groups,
          which costs more or less by how full they are), at D = the full length and at
-         D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs).
+         D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs). Each day's run is
+         timed --repeats times on copies of the database as the previous day left it and
+         the fastest counts: on a shared machine other tenants' load only adds time (seen:
+         single runs of one day from 0.84 to 1.53 s).
 
     .venv/bin/python bench/bench_loyalty.py --locations 10 --days 365 --checks-per-day 410
 """
@@ -170,14 +173,30 @@ def timed_run(db: Path, as_of: date, full: bool = False) -> tuple[float, float, 
     return result
 
 
-def daily_runs(db: Path, first_day: int, last_day: int) -> list[tuple[float, float, dict]]:
+def daily_runs(db: Path, first_day: int, last_day: int,
+               repeats: int = 1) -> list[tuple[float, float, dict]]:
     """Time the incremental runs of days first_day..last_day, one after the other, as a
-    deployment runs them: (seconds, peak MB, summary) per day."""
+    deployment runs them: (seconds, peak MB, summary) per day. With repeats > 1 each day's run
+    is timed that many times, each on a copy of the database as the previous day left it, and
+    the fastest counts (a shared machine's noise only ever adds time); the last copy carries
+    on to the next day."""
     figures = []
     for day in range(first_day, last_day + 1):
-        seconds, peak, summary = timed_run(db, START + timedelta(days=day - 1))
-        assert summary["mode"] == "incremental", summary
-        figures.append((seconds, peak, summary))
+        best = None
+        for attempt in range(repeats):
+            trial = db.with_name(db.stem + ".trial.duckdb")
+            shutil.copyfile(db, trial)  # dispose() checkpointed: no write-ahead log is left
+            seconds, peak, summary = timed_run(trial, START + timedelta(days=day - 1))
+            assert summary["mode"] == "incremental", summary
+            if best is None or seconds < best[0]:
+                best = (seconds, max(peak, best[1]) if best else peak, summary)
+            else:
+                best = (best[0], max(peak, best[1]), best[2])
+            if attempt == repeats - 1:
+                trial.replace(db)
+            else:
+                trial.unlink()
+        figures.append(best)
     return figures
 
 
@@ -190,6 +209,8 @@ def main() -> None:
     parser.add_argument("--short-days", type=int, default=30)
     parser.add_argument("--daily-runs", type=int, default=5,
                         help="daily runs timed after the first one following the full run")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="times each daily run is timed (on copies); the fastest counts")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-loyalty-"))
@@ -206,7 +227,7 @@ def main() -> None:
         seconds, peak, summary = timed_run(db, START + timedelta(days=full_day - 1), full=True)
         print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, peak {peak:.0f} MB, "
               f"{summary['guests']:,} guests, {summary['members']:,} members")
-        runs = daily_runs(db, full_day + 1, days)
+        runs = daily_runs(db, full_day + 1, days, args.repeats)
         seconds, peak, _ = runs[0]
         print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
               f"peak {peak:.0f} MB")
@@ -215,7 +236,8 @@ def main() -> None:
         peak_incr = max(p for _, p, _ in daily)
         last = daily[-1][2]
         results[days] = median
-        print(f"  daily runs of days {full_day + 2}-{days}: median {median:.2f}s "
+        print(f"  daily runs of days {full_day + 2}-{days} (fastest of {args.repeats} each): "
+              f"median {median:.2f}s "
               f"({', '.join(f'{s:.2f}' for s, _, _ in daily)}), peak {peak_incr:.0f} MB; "
               f"day {days}: {last['guests_recomputed']:,} guests recomputed, "
               f"{last['guests_from_checkpoint']:,} from their checkpoint")
