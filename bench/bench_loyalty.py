@@ -182,21 +182,21 @@ def daily_runs(db: Path, first_day: int, last_day: int,
     on to the next day."""
     figures = []
     for day in range(first_day, last_day + 1):
-        best = None
+        times, peaks = [], []
         for attempt in range(repeats):
             trial = db.with_name(db.stem + ".trial.duckdb")
-            shutil.copyfile(db, trial)  # dispose() checkpointed: no write-ahead log is left
+            # dispose() checkpointed the previous run: the database is this one file
+            assert not db.with_name(db.name + ".wal").exists(), "a write-ahead log was left"
+            shutil.copyfile(db, trial)
             seconds, peak, summary = timed_run(trial, START + timedelta(days=day - 1))
             assert summary["mode"] == "incremental", summary
-            if best is None or seconds < best[0]:
-                best = (seconds, max(peak, best[1]) if best else peak, summary)
-            else:
-                best = (best[0], max(peak, best[1]), best[2])
+            times.append(seconds)
+            peaks.append(peak)
             if attempt == repeats - 1:
                 trial.replace(db)
             else:
                 trial.unlink()
-        figures.append(best)
+        figures.append((min(times), max(peaks), summary))
     return figures
 
 
