@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -167,6 +168,21 @@ def redeem(warehouse: Warehouse, event_id: str, external_id: str, points: str,
 
 def run(warehouse: Warehouse, program: Program, on: int, **kwargs: Any) -> LoyaltySummary:
     return run_loyalty(warehouse, program, day(on), **kwargs)
+
+
+def load_daily_and_at_once(daily: Warehouse, at_once: Warehouse, program: Program,
+                           stage: Callable[[Toast, set[int]], None], last_day: int) -> None:
+    """Days 1..last_day loaded into `daily` a day and a run at a time, and into `at_once`
+    together with one run as of last_day (a backfill). stage(toast, days) stages those days."""
+    toast = Toast(daily)
+    for n in range(1, last_day + 1):
+        stage(toast, {n})
+        toast.load()
+        run(daily, program, n)
+    toast = Toast(at_once)
+    stage(toast, set(range(1, last_day + 1)))
+    toast.load()
+    run(at_once, program, last_day)
 
 
 def passes(warehouse: Warehouse) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from tests.loyalty.loyalty_builders import (
     Toast,
     day,
     ledger,
+    load_daily_and_at_once,
     make_program,
     pass_of,
     passes,
@@ -116,15 +117,7 @@ def test_a_refund_moved_after_a_merge_corrects_the_joined_members_frozen_pass(
             toast.refund("c2", "30.00", 5, refunded_on=5, payment_id="p-c2")
 
     daily, at_once = fresh_warehouse(), fresh_warehouse()
-    toast = Toast(daily)
-    for n in range(1, 6):
-        stage(toast, {n})
-        toast.load()
-        run(daily, program, n)
-    toast = Toast(at_once)
-    stage(toast, set(range(1, 6)))
-    toast.load()
-    run(at_once, program, 5)
+    load_daily_and_at_once(daily, at_once, program, stage, 5)
 
     bob = [p for p in passes(daily) if p["status"] == "revoked"]
     assert [(p["revoked_reason"], p["revoked_on"], p["points"]) for p in bob] == [
@@ -150,15 +143,7 @@ def test_the_later_enrolled_member_of_the_older_guest_is_merged(fresh_warehouse)
             toast.check("j1", 5, email="ada@x.com", phone="202-555-0101", spend="0.00")
 
     daily, at_once = fresh_warehouse(), fresh_warehouse()
-    toast = Toast(daily)
-    for n in range(1, 6):
-        stage(toast, {n})
-        toast.load()
-        run(daily, program, n)
-    toast = Toast(at_once)
-    stage(toast, set(range(1, 6)))
-    toast.load()
-    run(at_once, program, 5)
+    load_daily_and_at_once(daily, at_once, program, stage, 5)
 
     ada, bob = passes(daily)                                                # by enrolment
     assert pass_of(daily, "b2") == ada
