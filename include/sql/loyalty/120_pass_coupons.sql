@@ -3,20 +3,22 @@
 -- the member that first held it. Never issued twice, never withdrawn. An incremental run
 -- looks only at checks a member came to hold since the previous run's day (covered_on):
 -- the others got theirs then (a new reward changes the program: a full run).
+-- One already issued is skipped by NOT EXISTS on its id rather than by ON CONFLICT, which
+-- DuckDB plans as a join with the whole table.
 INSERT INTO pass_coupons (coupon_external_id, external_id, reward_id, location_id, check_id,
                           passkit_campaign_id, passkit_offer_id, issued_on, run_id)
-SELECT 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|' || c.check_id)
-                          FROM 1 FOR 21),
-       c.covered_by, r.reward_id, c.location_id, c.check_id,
-       reward.passkit_campaign_id, reward.passkit_offer_id, c.covered_on, :run_id
-FROM loyalty_checks c
-JOIN loyalty_check_rewards r ON r.location_id = c.location_id AND r.check_id = c.check_id
-JOIN (SELECT DISTINCT reward_id, passkit_campaign_id, passkit_offer_id
-      FROM loyalty_program_rewards) reward ON reward.reward_id = r.reward_id
-WHERE c.qualifying AND c.covered_by IS NOT NULL AND c.covered_on <= CAST(:as_of AS DATE)
-  AND (:full_run OR c.covered_on > CAST(:previous_as_of AS DATE))
-  -- (NOT EXISTS rather than ON CONFLICT, which DuckDB plans as a join with the whole table)
-  AND NOT EXISTS (SELECT 1 FROM pass_coupons issued
-                  WHERE issued.coupon_external_id
-                        = 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|'
-                                                 || c.check_id) FROM 1 FOR 21));
+SELECT due.coupon_external_id, due.external_id, due.reward_id, due.location_id, due.check_id,
+       due.passkit_campaign_id, due.passkit_offer_id, due.issued_on, :run_id
+FROM (SELECT 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|' || c.check_id)
+                                FROM 1 FOR 21) AS coupon_external_id,
+             c.covered_by AS external_id, r.reward_id, c.location_id, c.check_id,
+             reward.passkit_campaign_id, reward.passkit_offer_id, c.covered_on AS issued_on
+      FROM loyalty_checks c
+      JOIN loyalty_check_rewards r
+        ON r.location_id = c.location_id AND r.check_id = c.check_id
+      JOIN (SELECT DISTINCT reward_id, passkit_campaign_id, passkit_offer_id
+            FROM loyalty_program_rewards) reward ON reward.reward_id = r.reward_id
+      WHERE c.qualifying AND c.covered_by IS NOT NULL AND c.covered_on <= CAST(:as_of AS DATE)
+        AND (:full_run OR c.covered_on > CAST(:previous_as_of AS DATE))) due
+WHERE NOT EXISTS (SELECT 1 FROM pass_coupons issued
+                  WHERE issued.coupon_external_id = due.coupon_external_id);
