@@ -109,13 +109,13 @@ def insert_guests(warehouse, prefix: str, count: int, seed: int) -> None:
             "forename": "Bench", "surname": f"Guest{i}", "email": f"{prefix}{i}@example.com",
             "phone": f"+1555{i % 10_000_000:07d}", "tier_id": tier, "points": points,
             "status": "active", "revoked_reason": None, "revoked_on": None,
-            "enrolled_on": date(2025, 11, 3), "as_of": AS_OF, "state_hash": "bench"})
+            "enrolled_on": date(2025, 11, 3), "as_of": AS_OF})
     schema = pa.schema([
         ("external_id", pa.string()), ("guest_id", pa.string()), ("forename", pa.string()),
         ("surname", pa.string()), ("email", pa.string()), ("phone", pa.string()),
         ("tier_id", pa.string()), ("points", pa.int64()), ("status", pa.string()),
         ("revoked_reason", pa.string()), ("revoked_on", pa.date32()),
-        ("enrolled_on", pa.date32()), ("as_of", pa.date32()), ("state_hash", pa.string())])
+        ("enrolled_on", pa.date32()), ("as_of", pa.date32())])
     with warehouse.begin() as conn:
         warehouse.insert_arrow(conn, "pass_states", pa.Table.from_pylist(rows, schema=schema))
 

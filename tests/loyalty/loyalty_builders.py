@@ -237,8 +237,8 @@ def snapshot(warehouse: Warehouse) -> dict[str, list[tuple]]:
         "ledger": "SELECT entry_key, kind, entry_date, points, location_id, check_id, "
                   "payment_id, external_id, passkit_event_id FROM loyalty_ledger",
         "pass_states": "SELECT external_id, guest_id, forename, surname, email, phone, "
-                       "tier_id, points, status, revoked_reason, revoked_on, enrolled_on, "
-                       "state_hash FROM pass_states",
+                       "tier_id, points, status, revoked_reason, revoked_on, enrolled_on "
+                       "FROM pass_states",
         "pass_coupons": "SELECT coupon_external_id, external_id, reward_id, location_id, "
                         "check_id, issued_on FROM pass_coupons",
         "guest_spend": "SELECT guest_id, external_id, checks, visits, first_visit_on, "

@@ -27,7 +27,7 @@ def test_enrolment_after_min_visits_with_a_contact(warehouse, toast):
     assert member["points"] == 50 + 10 + 12                              # earlier checks count
     assert ("bonus", day(4), 50) in [(k, d, int(p)) for k, d, p in ledger(warehouse)]
     assert member["status"] == "active" and member["tier_id"] == "base"
-    assert len(member["state_hash"]) == 32
+    assert member["as_of"] == day(4)
 
 
 def test_external_id_never_changes_and_holds_no_pii(warehouse, toast):

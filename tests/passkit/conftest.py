@@ -85,7 +85,7 @@ def member_state(external_id: str, *, points: int = 0, tier: str = "base",
         "phone": phone, "tier_id": tier, "points": points, "status": status,
         "revoked_reason": "inactive" if status == "revoked" else None,
         "revoked_on": revoked_on or (AS_OF if status == "revoked" else None),
-        "enrolled_on": date(2026, 1, 5), "as_of": AS_OF, "state_hash": "test",
+        "enrolled_on": date(2026, 1, 5), "as_of": AS_OF,
     }
 
 
@@ -98,9 +98,9 @@ def put_pass_states(warehouse: Warehouse, *rows: dict[str, Any]) -> None:
             conn.execute(sa.text(
                 "INSERT INTO pass_states (external_id, guest_id, forename, surname, email, "
                 "phone, tier_id, points, status, revoked_reason, revoked_on, enrolled_on, "
-                "as_of, state_hash) VALUES (:external_id, :guest_id, :forename, :surname, "
+                "as_of) VALUES (:external_id, :guest_id, :forename, :surname, "
                 ":email, :phone, :tier_id, :points, :status, :revoked_reason, :revoked_on, "
-                ":enrolled_on, :as_of, :state_hash)"), row)
+                ":enrolled_on, :as_of)"), row)
 
 
 def change(warehouse: Warehouse, external_id: str, **fields: Any) -> None:

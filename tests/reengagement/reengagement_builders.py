@@ -104,8 +104,7 @@ def member_pass(external_id: str, *, status: str = "active", email: str | None =
     """A pass_states row."""
     return {"external_id": external_id, "guest_id": f"g-{external_id}", "forename": forename,
             "surname": "Guest", "email": email, "phone": phone, "tier_id": "base",
-            "points": 10, "status": status, "enrolled_on": day(1), "as_of": day(1),
-            "state_hash": "x"}
+            "points": 10, "status": status, "enrolled_on": day(1), "as_of": day(1)}
 
 
 def reengagement(external_id: str, absence_key: str, due_on: date,

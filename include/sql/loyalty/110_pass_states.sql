@@ -1,7 +1,6 @@
 -- Desired pass of each member whose owner was recomputed: contact from the owner's latest
 -- checks up to its state day (forename = Customer up to the first space, surname = the rest),
--- tier and points (balance rounded down) of that day, status, and a hash of that payload so
--- the PassKit sync sends only what changed.
+-- tier and points (balance rounded down) of that day, status.
 DELETE FROM pass_states
 WHERE EXISTS (SELECT 1 FROM loyalty_work_owners o WHERE o.external_id = pass_states.external_id);
 
@@ -52,8 +51,7 @@ LEFT JOIN latest_emails e ON e.owner_id = o.owner_id
 LEFT JOIN latest_phones p ON p.owner_id = o.owner_id;
 
 INSERT INTO pass_states (external_id, guest_id, forename, surname, email, phone, tier_id,
-                         points, status, revoked_reason, revoked_on, enrolled_on, as_of,
-                         state_hash)
+                         points, status, revoked_reason, revoked_on, enrolled_on, as_of)
 WITH passes AS (
     SELECT o.external_id, o.guest_id,
            CASE WHEN STRPOS(ct.customer_name, ' ') > 0
@@ -73,8 +71,5 @@ WITH passes AS (
     WHERE o.external_id IS NOT NULL
 )
 SELECT external_id, guest_id, forename, surname, email, phone, tier_id, points, status,
-       revoked_reason, revoked_on, enrolled_on, CAST(:as_of AS DATE),
-       MD5(external_id || '|' || COALESCE(forename, '') || '|' || COALESCE(surname, '')
-           || '|' || COALESCE(email, '') || '|' || COALESCE(phone, '') || '|' || tier_id
-           || '|' || CAST(points AS VARCHAR) || '|' || status)
+       revoked_reason, revoked_on, enrolled_on, CAST(:as_of AS DATE)
 FROM passes;

@@ -209,8 +209,7 @@ CREATE TABLE IF NOT EXISTS pass_states (
     revoked_reason  VARCHAR,
     revoked_on      DATE,
     enrolled_on     DATE NOT NULL,
-    as_of           DATE NOT NULL,
-    state_hash      VARCHAR NOT NULL
+    as_of           DATE NOT NULL
 );
 
 -- One single-use coupon per (reward, check); coupon_external_id is derived from both.

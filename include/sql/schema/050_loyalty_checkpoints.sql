@@ -76,5 +76,10 @@ ALTER TABLE loyalty_work_owner_checks ADD COLUMN IF NOT EXISTS covered_by VARCHA
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS qualifying_checks INTEGER;
 ALTER TABLE loyalty_work_owner_states ADD COLUMN IF NOT EXISTS refunded_checks INTEGER;
 
+-- A hash of the pass payload, never read: the PassKit sync hashes what it sends itself
+-- (passkit/040_desired_members.sql). Rewriting an incompressible string per changed pass made
+-- every run's checkpoint dearer.
+ALTER TABLE pass_states DROP COLUMN IF EXISTS state_hash;
+
 -- Replaced by loyalty_work_history (010_loyalty.sql).
 DROP TABLE IF EXISTS loyalty_work_check_updates;
