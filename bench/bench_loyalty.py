@@ -14,9 +14,10 @@ memory is the child's, DuckDB included):
          them (median: the checkpoint a run ends with rewrites the tables' last row groups,
          which costs more or less by how full they are), at D = the full length and at
          D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs). Each day's run is
-         timed --repeats times on copies of the database as the previous day left it and
-         the fastest counts: on a shared machine other tenants' load only adds time (seen:
-         single runs of one day from 0.84 to 1.53 s).
+         timed --repeats times on copies of the database as the previous day left it (each
+         written to disk before it is timed, as a deployment's file is) and the fastest
+         counts: on a shared machine other tenants' load only adds time (seen: single runs of
+         one day from 0.84 to 1.53 s).
 
     .venv/bin/python bench/bench_loyalty.py --locations 10 --days 365 --checks-per-day 410
 """
