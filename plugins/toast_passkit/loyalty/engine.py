@@ -211,6 +211,11 @@ def _stage_work(warehouse: Warehouse, conn: Connection, params: dict[str, Any]) 
     the models read staging rows only within them, so DuckDB skips older row groups."""
     warehouse.run_file(conn, "loyalty/005_clear_work.sql")
     warehouse.run_file(conn, "loyalty/010_partitions.sql", params)
+    if warehouse.dialect == "postgresql":
+        # Statistics of this run's partitions: without them PostgreSQL takes the staging rows
+        # they select for a handful and merge-joins check facts on location alone (a full
+        # recomputation of 30 days x 10 locations: 020_check_facts 42 s instead of 1.5 s).
+        warehouse.execute(conn, "ANALYZE loyalty_work_partitions")
     first, last = warehouse.execute(conn, """
         SELECT MIN(business_date), MAX(business_date) FROM loyalty_work_partitions
     """).one()
