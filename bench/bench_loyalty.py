@@ -1,4 +1,5 @@
-"""Benchmark the loyalty engine over a year of checks (synthetic staged rows, DuckDB).
+"""Benchmark the loyalty engine over a year of checks (synthetic staged rows, DuckDB or
+PostgreSQL).
 
 Stages N locations x D days of synthetic Toast rows straight into the staging tables with
 DuckDB SQL (no CSV: this measures the loyalty engine, not the ingest): checks with e-mail,
@@ -20,6 +21,14 @@ memory is the child's, DuckDB included):
          one day from 0.84 to 1.53 s).
 
     .venv/bin/python bench/bench_loyalty.py --locations 10 --days 365 --checks-per-day 410
+
+With --postgres URL (a server where the URL's user may create databases) the same staged rows
+are copied into a fresh database of that server (COPY, untimed) and the runs are timed there,
+the production warehouse. Each daily run is timed once, in place, after `VACUUM ANALYZE` of
+the database (what autovacuum has done in the day between two runs of a deployment); the
+database is dropped at the end.
+
+    .venv/bin/python bench/bench_loyalty.py --postgres postgresql+psycopg2://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
@@ -146,14 +155,77 @@ def stage(db: Path, locations: int, days: int, checks_per_day: int, guests: int)
     return checks
 
 
-def _child(db: str, as_of: str, full: bool, out) -> None:
+STAGING_TABLES = ("stg_loads", "stg_checks", "stg_orders", "stg_item_lines", "stg_payments")
+
+
+def copy_to_postgres(db: Path, server_url: str, name: str) -> str:
+    """A fresh PostgreSQL database `name` on the server of `server_url`, migrated, holding the
+    staged rows of DuckDB file `db` (COPY of CSV files written by DuckDB). Returns its URL."""
+    import duckdb
+    import sqlalchemy as sa
+
+    from toast_passkit.warehouse import Warehouse
+
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    server.dispose()
+    url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    warehouse = Warehouse.from_url(url)
+    warehouse.migrate()
+    con = duckdb.connect(str(db), read_only=True)
+    raw = warehouse.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for table in STAGING_TABLES:
+            columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+            csv_file = db.with_name(f"{table}.csv")
+            con.execute(f"COPY {table} TO '{csv_file}' (HEADER false, NULL '\\N')")
+            with csv_file.open() as rows:
+                cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN "
+                                   "WITH (FORMAT csv, NULL '\\N')", rows)
+            csv_file.unlink()
+        raw.commit()
+    finally:
+        raw.close()
+        con.close()
+    vacuum_analyze(url)
+    warehouse.dispose()
+    return url
+
+
+def vacuum_analyze(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+
+
+def drop_database(server_url: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.dispose()
+
+
+def _child(url: str, as_of: str, full: bool, out) -> None:
     import pandas  # noqa: F401 - imported lazily by the Arrow paths: keep it out of the timing
 
+    if os.environ.get("BENCH_MODEL_TIMES"):
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="    %(message)s")
+        logging.getLogger("toast_passkit.loyalty.engine").setLevel(logging.INFO)
     from toast_passkit.loyalty.engine import run_loyalty
     from toast_passkit.loyalty.program import load_program
     from toast_passkit.warehouse import Warehouse
 
-    warehouse = Warehouse.from_url(f"duckdb:///{db}")
+    warehouse = Warehouse.from_url(url)
     warehouse.scalar("SELECT COUNT(*) FROM loyalty_runs")  # open the file outside the timing
     program = load_program(PROGRAM)
     began = time.perf_counter()
@@ -164,11 +236,13 @@ def _child(db: str, as_of: str, full: bool, out) -> None:
     out.send((elapsed, peak_mb, summary.as_dict()))
 
 
-def timed_run(db: Path, as_of: date, full: bool = False) -> tuple[float, float, dict]:
-    """One run_loyalty in a fresh process: (seconds, peak MB, summary)."""
+def timed_run(db: Path | str, as_of: date, full: bool = False) -> tuple[float, float, dict]:
+    """One run_loyalty in a fresh process on a DuckDB file or a warehouse URL:
+    (seconds, peak MB, summary)."""
+    url = db if isinstance(db, str) else f"duckdb:///{db}"
     context = mp.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(str(db), as_of.isoformat(), full, send))
+    child = context.Process(target=_child, args=(url, as_of.isoformat(), full, send))
     child.start()
     result = receive.recv()
     child.join()
@@ -212,6 +286,19 @@ def daily_runs(db: Path, first_day: int, last_day: int,
     return figures
 
 
+def daily_runs_postgres(url: str, first_day: int, last_day: int,
+                        ) -> list[tuple[float, float, dict]]:
+    """The incremental runs of days first_day..last_day on PostgreSQL, in place, each after
+    the VACUUM ANALYZE that autovacuum would have done since the previous day's run."""
+    figures = []
+    for day in range(first_day, last_day + 1):
+        vacuum_analyze(url)
+        seconds, peak, summary = timed_run(url, START + timedelta(days=day - 1))
+        assert summary["mode"] == "incremental", summary
+        figures.append((seconds, peak, summary))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--locations", type=int, default=10)
@@ -224,7 +311,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="times each daily run is timed (on copies); the fastest counts")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="time the runs on a fresh database of this PostgreSQL server")
+    parser.add_argument("--model-times", action="store_true",
+                        help="print the time of each loyalty model of each run")
     args = parser.parse_args()
+    if args.model_times:
+        os.environ["BENCH_MODEL_TIMES"] = "1"
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-loyalty-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -235,11 +328,21 @@ def main() -> None:
         checks = stage(db, args.locations, days, args.checks_per_day, args.guests)
         print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
               f"in {time.perf_counter() - began:.1f}s")
+        target: Path | str = db
+        if args.postgres:
+            began = time.perf_counter()
+            target = copy_to_postgres(db, args.postgres, f"bench_loyalty_{os.getpid()}")
+            print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s")
         full_day = days - args.daily_runs - 1
-        seconds, peak, summary = timed_run(db, START + timedelta(days=full_day - 1), full=True)
+        seconds, peak, summary = timed_run(target, START + timedelta(days=full_day - 1),
+                                           full=True)
         print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, peak {peak:.0f} MB, "
               f"{summary['guests']:,} guests, {summary['members']:,} members")
-        runs = daily_runs(db, full_day + 1, days, args.repeats)
+        if args.postgres:
+            runs = daily_runs_postgres(str(target), full_day + 1, days)
+            drop_database(args.postgres, f"bench_loyalty_{os.getpid()}")
+        else:
+            runs = daily_runs(db, full_day + 1, days, args.repeats)
         seconds, peak, _ = runs[0]
         print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
               f"peak {peak:.0f} MB")
@@ -248,7 +351,8 @@ def main() -> None:
         peak_incr = max(p for _, p, _ in daily)
         last = daily[-1][2]
         results[days] = median
-        print(f"  daily runs of days {full_day + 2}-{days} (fastest of {args.repeats} each): "
+        timing = "once each" if args.postgres else f"fastest of {args.repeats} each"
+        print(f"  daily runs of days {full_day + 2}-{days} ({timing}): "
               f"median {median:.2f}s "
               f"({', '.join(f'{s:.2f}' for s, _, _ in daily)}), peak {peak_incr:.0f} MB; "
               f"day {days}: {last['guests_recomputed']:,} guests recomputed, "

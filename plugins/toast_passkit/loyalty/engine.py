@@ -25,6 +25,7 @@ state up to date as of that latest day (rerunning a past day changes nothing).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -136,6 +137,13 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
         full = reason is not None
         if full:
             log.info("loyalty run %s: full recomputation (%s)", run_id, reason)
+            if warehouse.dialect == "postgresql":
+                # Every statement of a full recomputation reads the whole history, where a
+                # nested loop is never the right join; PostgreSQL picks them anyway, from row
+                # estimates that multi-column keys (location, date, check) and the run's own
+                # intermediate results make far too low, and they go quadratic (a year x 10
+                # locations: 090_owner_states alone ran for more than 9 minutes).
+                conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
             registry = _registry(warehouse, conn)
             warehouse.run_file(conn, "loyalty/000_reset.sql")
             _stage_work(warehouse, conn, params)
@@ -143,12 +151,12 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
             registry = []
         params["full_run"] = full
         for model in MODELS_BEFORE_IDENTITY:
-            warehouse.run_file(conn, model, params)
+            _run_model(warehouse, conn, model, params)
 
         identity = _identity_pass(warehouse, conn, program, day, full, registry)
 
         for model in MODELS_AFTER_IDENTITY:
-            warehouse.run_file(conn, model, params)
+            _run_model(warehouse, conn, model, params)
 
         summary = _summarise(warehouse, conn, run_id, day, full, previous, identity,
                              registry)
@@ -187,6 +195,13 @@ def _engine_settings(warehouse: Warehouse, conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql(f"SET disabled_optimizers = '{before or ''}'")
 
 
+def _run_model(warehouse: Warehouse, conn: Connection, model: str,
+               params: dict[str, Any]) -> None:
+    began = time.perf_counter()
+    warehouse.run_file(conn, model, params)
+    log.info("loyalty model %s: %.2fs", model, time.perf_counter() - began)
+
+
 # -- run decisions ------------------------------------------------------------------------
 def _previous_run(warehouse: Warehouse, conn: Connection) -> _PreviousRun | None:
     row = warehouse.execute(conn, """
@@ -214,7 +229,8 @@ def _stage_work(warehouse: Warehouse, conn: Connection, params: dict[str, Any]) 
     if warehouse.dialect == "postgresql":
         # Statistics of this run's partitions: without them PostgreSQL takes the staging rows
         # they select for a handful and merge-joins check facts on location alone (a full
-        # recomputation of 30 days x 10 locations: 020_check_facts 42 s instead of 1.5 s).
+        # recomputation of 30 days x 10 locations: 020_check_facts 42 s instead of 1.5 s; of a
+        # year, with nested loops off, more than 15 minutes instead of 28 s).
         warehouse.execute(conn, "ANALYZE loyalty_work_partitions")
     first, last = warehouse.execute(conn, """
         SELECT MIN(business_date), MAX(business_date) FROM loyalty_work_partitions
