@@ -27,6 +27,8 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
 WAREHOUSE_CONN_ID = "toast_warehouse"
 
 _STATEMENT_SPLIT = re.compile(r";\s*(?:\n|$)")
+_PG_SETTING = re.compile(r"^\s*--\s*postgresql:\s*SET\s+(\w+)\s*=\s*(\w+)\s*$",
+                         re.MULTILINE | re.IGNORECASE)
 # DuckDB folds its write-ahead log into the database file (a checkpoint) once the log passes
 # this size, and when the last connection closes (a task's dispose()). Its default, 16 MB,
 # makes every commit of a day's ingest or loyalty run a checkpoint that rewrites the tables'
@@ -122,11 +124,23 @@ class Warehouse:
 
     def run_file(self, conn: Connection, name: str,
                  params: Mapping[str, Any] | None = None) -> None:
-        """Run every statement of a SQL file, binding only the parameters each one uses."""
+        """Run every statement of a SQL file, binding only the parameters each one uses.
+
+        A comment line `-- postgresql: SET <setting> = <value>` in a statement runs that
+        statement alone with that setting on PostgreSQL (a planner setting, for a statement
+        whose best plan the transaction's settings forbid); other engines ignore it."""
         for statement in split_statements(sql_path(name).read_text()):
             stmt = sa.text(statement)
             used = {k: v for k, v in (params or {}).items() if f":{k}" in statement}
+            settings = _PG_SETTING.findall(statement) if self.dialect == "postgresql" else []
+            before = [(setting, conn.exec_driver_sql(
+                          "SELECT current_setting(%(name)s)", {"name": setting}).scalar())
+                      for setting, _ in settings]
+            for setting, value in settings:
+                conn.exec_driver_sql(f"SET LOCAL {setting} = '{value}'")
             conn.execute(stmt, used)
+            for setting, value in before:
+                conn.exec_driver_sql(f"SET LOCAL {setting} = '{value}'")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a query as dicts (small results: reports, tests)."""

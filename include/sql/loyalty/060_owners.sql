@@ -58,13 +58,20 @@ WHERE o.checkpoint_on IS NOT NULL AND r.dated_in_run AND r.business_date <= o.ch
 -- A checkpoint holds counts, not which checks are fully refunded: a guest that could have
 -- every qualifying check fully refunded by this run's refunds is replayed from its first
 -- check (it keeps an untouched, not fully refunded one otherwise: no 'refunded' revocation).
+-- (Joins rather than correlated subqueries: PostgreSQL runs those once per owner, each a scan
+-- of the work table.)
 UPDATE loyalty_work_owners
 SET checkpoint_on = NULL
-WHERE checkpoint_on IS NOT NULL
-  AND (SELECT k.qualifying_checks - k.refunded_checks FROM loyalty_work_checkpoints k
-       WHERE k.guest_id = loyalty_work_owners.guest_id)
-      <= (SELECT COUNT(*) FROM loyalty_work_owner_checks c
-          WHERE c.owner_id = loyalty_work_owners.owner_id AND NOT c.replayed);
+WHERE owner_id IN (
+    SELECT o.owner_id
+    FROM loyalty_work_owners o
+    JOIN loyalty_work_checkpoints k ON k.guest_id = o.guest_id
+    LEFT JOIN (SELECT owner_id, COUNT(*) AS older_checks
+               FROM loyalty_work_owner_checks
+               WHERE NOT replayed
+               GROUP BY owner_id) c ON c.owner_id = o.owner_id
+    WHERE o.checkpoint_on IS NOT NULL
+      AND k.qualifying_checks - k.refunded_checks <= COALESCE(c.older_checks, 0));
 
 DELETE FROM loyalty_work_checkpoints
 WHERE NOT EXISTS (SELECT 1 FROM loyalty_work_owners o
@@ -87,8 +94,11 @@ WHERE m.merged_into IS NOT NULL
                    WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged')
        -- a frozen one too when a fact of this run is dated before its merge (a refund
        -- exported again with another date): its guest is replayed whole then (050)
-       OR EXISTS (SELECT 1 FROM loyalty_work_guests w
-                  WHERE w.guest_id = m.guest_id AND w.changed_on < m.merged_on));
+       OR m.external_id IN (SELECT before.external_id
+                            FROM loyalty_members before
+                            JOIN loyalty_work_guests w ON w.guest_id = before.guest_id
+                            WHERE before.merged_into IS NOT NULL
+                              AND w.changed_on < before.merged_on));
 
 -- The replayed history: every check of a guest without a checkpoint, the checks after the
 -- checkpoint of the others (all of them folded in by this run, so dated after the previous
