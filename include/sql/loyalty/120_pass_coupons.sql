@@ -2,7 +2,9 @@
 -- (issued on that day: the check's day, or the enrolment day for checks made before it), to
 -- the member that first held it. Never issued twice, never withdrawn. An incremental run
 -- looks only at checks a member came to hold since the previous run's day (covered_on):
--- the others got theirs then (a new reward changes the program: a full run).
+-- the others got theirs then (a new reward changes the program: a full run). Those are
+-- this run's checks (every check in a full run) and the older checks 030 rewrote for a
+-- member's cover: read from the run's work tables, not from loyalty_checks.
 -- One already issued is skipped by NOT EXISTS on its id rather than by ON CONFLICT, which
 -- DuckDB plans as a join with the whole table.
 INSERT INTO pass_coupons (coupon_external_id, external_id, reward_id, location_id, check_id,
@@ -13,7 +15,14 @@ FROM (SELECT 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|' |
                                 FROM 1 FOR 21) AS coupon_external_id,
              c.covered_by AS external_id, r.reward_id, c.location_id, c.check_id,
              reward.passkit_campaign_id, reward.passkit_offer_id, c.covered_on AS issued_on
-      FROM loyalty_checks c
+      FROM (SELECT w.location_id, w.check_id, w.qualifying, i.covered_by, i.covered_on
+            FROM loyalty_work_checks w
+            JOIN loyalty_work_identities i
+              ON i.location_id = w.location_id AND i.check_id = w.check_id
+            UNION ALL
+            SELECT location_id, check_id, qualifying, covered_by, covered_on
+            FROM loyalty_work_history
+            WHERE rewritten) c
       JOIN loyalty_check_rewards r
         ON r.location_id = c.location_id AND r.check_id = c.check_id
       JOIN (SELECT DISTINCT reward_id, passkit_campaign_id, passkit_offer_id
