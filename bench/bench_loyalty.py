@@ -329,20 +329,26 @@ def main() -> None:
         print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
               f"in {time.perf_counter() - began:.1f}s")
         target: Path | str = db
+        database = f"bench_loyalty_{os.getpid()}"
         if args.postgres:
             began = time.perf_counter()
-            target = copy_to_postgres(db, args.postgres, f"bench_loyalty_{os.getpid()}")
-            print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s")
-        full_day = days - args.daily_runs - 1
-        seconds, peak, summary = timed_run(target, START + timedelta(days=full_day - 1),
-                                           full=True)
-        print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, peak {peak:.0f} MB, "
-              f"{summary['guests']:,} guests, {summary['members']:,} members")
-        if args.postgres:
-            runs = daily_runs_postgres(str(target), full_day + 1, days)
-            drop_database(args.postgres, f"bench_loyalty_{os.getpid()}")
-        else:
-            runs = daily_runs(db, full_day + 1, days, args.repeats)
+            target = copy_to_postgres(db, args.postgres, database)
+            print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s (peaks below: "
+                  "the process running the engine, not the server)")
+        try:
+            full_day = days - args.daily_runs - 1
+            seconds, peak, summary = timed_run(target, START + timedelta(days=full_day - 1),
+                                               full=True)
+            print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, "
+                  f"peak {peak:.0f} MB, {summary['guests']:,} guests, "
+                  f"{summary['members']:,} members")
+            if args.postgres:
+                runs = daily_runs_postgres(str(target), full_day + 1, days)
+            else:
+                runs = daily_runs(db, full_day + 1, days, args.repeats)
+        finally:
+            if args.postgres:
+                drop_database(args.postgres, database)
         seconds, peak, _ = runs[0]
         print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
               f"peak {peak:.0f} MB")
