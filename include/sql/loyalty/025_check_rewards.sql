@@ -1,5 +1,6 @@
 -- Item rewards a check earns: one row per (check, reward) with a non-voided line of one of
 -- the reward's menu items (names trimmed, case-insensitive). Coupons need a qualifying check.
+-- postgresql: SET enable_nestloop = off
 INSERT INTO loyalty_check_rewards (location_id, check_id, reward_id)
 SELECT DISTINCT c.location_id, c.check_id, r.reward_id
 FROM loyalty_work_checks c

@@ -13,9 +13,7 @@
 --              missing (a revoked guest coming back) or holds no qualifying check left: 060
 --              replays these guests from their first check (and reads the checks of the
 --              others it so replays itself).
--- (The IN filter first: DuckDB then reads the other columns of those guests' rows only.
--- PostgreSQL reads them by index, in a nested loop the loyalty run otherwise turns off.)
--- postgresql: SET enable_nestloop = on
+-- (The IN filter first: DuckDB then reads the other columns of those guests' rows only.)
 INSERT INTO loyalty_work_history (location_id, check_id, business_date, voided, eligible_spend,
                                   qualifying, email, phone, customer_id, customer_name,
                                   guest_id, covered_by, covered_on, rewritten)
@@ -50,7 +48,6 @@ WHERE c.guest_id IN (SELECT guest_id FROM loyalty_work_covers
                                        WHERE k.guest_id = g.guest_id
                                          AND k.qualifying_checks > k.refunded_checks));
 
--- postgresql: SET enable_nestloop = on
 DELETE FROM loyalty_checks
 WHERE loyalty_checks.guest_id IN (SELECT guest_id FROM loyalty_work_covers
                                   UNION ALL

@@ -131,6 +131,9 @@ JOIN loyalty_checks c
 -- The checks of this run (dated after the previous run's day: one read of the recent row
 -- groups) of the guests replayed from their checkpoint and of those whose older checks are
 -- in loyalty_work_history.
+-- (PostgreSQL takes this run's checks for none, its statistics ending before them: no nested
+-- loop.)
+-- postgresql: SET enable_nestloop = off
 INSERT INTO loyalty_work_owner_checks (owner_id, location_id, check_id, business_date,
                                        qualifying, eligible_spend, customer_name, email, phone,
                                        replayed, covered_by)

@@ -31,9 +31,7 @@ WHERE c.qualifying
 ORDER BY c.business_date;
 
 -- The earn entries of the checks replayed from their first check (080) and of the refunded
--- checks of the owners (below), read from the ledger once (on PostgreSQL by its index, in a
--- nested loop the loyalty run otherwise turns off).
--- postgresql: SET enable_nestloop = on
+-- checks of the owners (below), read from the ledger once.
 INSERT INTO loyalty_work_earn_entries (location_id, check_id, entry_date, points)
 SELECT c.location_id, c.check_id, l.entry_date, l.points
 FROM (SELECT DISTINCT oc.location_id, oc.check_id

@@ -6,6 +6,7 @@
 -- takes the balance to 0 and starts a new run.
 -- An owner replayed from its checkpoint starts with one 'opening' step (step 0) on the
 -- checkpoint's day carrying the checkpoint's balance, then the entries after that day.
+-- postgresql: SET enable_nestloop = off
 INSERT INTO loyalty_work_balances (owner_id, entry_key, entry_date, step, points,
                                    balance_before, balance_after, is_expiry)
 WITH entries AS (

@@ -8,6 +8,7 @@ WHERE EXISTS (SELECT 1 FROM loyalty_work_guests w WHERE w.guest_id = guest_spend
    OR EXISTS (SELECT 1 FROM loyalty_work_guest_remap r
               WHERE r.old_guest_id = guest_spend.guest_id);
 
+-- postgresql: SET enable_nestloop = off
 INSERT INTO guest_spend (guest_id, external_id, checks, visits, first_visit_on, last_visit_on,
                          lifetime_spend, lifetime_refunded, lifetime_net_spend,
                          window_net_spend, tier_id, points, as_of)

@@ -7,6 +7,7 @@ WHERE EXISTS (SELECT 1 FROM loyalty_work_guests w
    OR EXISTS (SELECT 1 FROM loyalty_work_guest_remap r
               WHERE r.old_guest_id = loyalty_guest_checkpoints.guest_id);
 
+-- postgresql: SET enable_nestloop = off
 INSERT INTO loyalty_guest_checkpoints (guest_id, checkpoint_on, external_id, enrolled_on,
                                        balance, last_visit_on, last_location_id,
                                        last_check_id, window_spend, qualifying_checks,

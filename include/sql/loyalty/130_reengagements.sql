@@ -3,6 +3,7 @@
 -- 'uninstalled' when its pass is uninstalled, whatever the visits (re-installing re-arms it).
 -- One already written is skipped by NOT EXISTS on its key rather than by ON CONFLICT, which
 -- DuckDB plans as a join with the whole table.
+-- postgresql: SET enable_nestloop = off
 INSERT INTO reengagements (external_id, absence_key, reason, due_on, run_id, created_at)
 SELECT due.external_id, due.absence_key, 'lapsed', due.due_on, :run_id, CURRENT_TIMESTAMP
 FROM (SELECT o.external_id, 'lapsed|' || CAST(a.visit_on AS VARCHAR) AS absence_key,
@@ -17,6 +18,7 @@ WHERE NOT EXISTS (SELECT 1 FROM reengagements done
                   WHERE done.external_id = due.external_id
                     AND done.absence_key = due.absence_key);
 
+-- postgresql: SET enable_nestloop = off
 INSERT INTO reengagements (external_id, absence_key, reason, due_on, run_id, created_at)
 SELECT due.external_id, due.absence_key, 'uninstalled', due.due_on, :run_id,
        CURRENT_TIMESTAMP

@@ -137,6 +137,15 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
         full = reason is not None
         if full:
             log.info("loyalty run %s: full recomputation (%s)", run_id, reason)
+            if warehouse.dialect == "postgresql":
+                # Every statement of a full recomputation reads the whole history, where a
+                # nested loop is never the right join; PostgreSQL picks them anyway, from row
+                # estimates far too low (keys of several columns, the run's own work tables),
+                # and they go quadratic: a year x 10 locations did not finish (090 alone ran
+                # for more than 9 minutes); without them, 3 minutes. A daily run keeps them for
+                # its index lookups of a few guests' rows and turns them off only in the
+                # statements marked `-- postgresql: SET enable_nestloop = off`.
+                conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
             registry = _registry(warehouse, conn)
             warehouse.run_file(conn, "loyalty/000_reset.sql")
             _stage_work(warehouse, conn, params)
@@ -171,20 +180,14 @@ def run_loyalty(warehouse: Warehouse, program: Program, as_of: date, *,
 
 @contextmanager
 def _engine_settings(warehouse: Warehouse, conn: Connection) -> Iterator[None]:
-    """PostgreSQL: no JIT (it costs seconds per statement on a run's small sets of rows), and
-    no nested loops. PostgreSQL estimates far too few rows for the run's joins: on keys of
-    several columns (location, date, check), on the run's own work tables and on the rows it
-    has just written past the end of a table's statistics (this run's checks); the nested
-    loops it picks on those estimates go quadratic. A year x 10 locations' full recomputation
-    did not finish (090_owner_states alone ran for more than 9 minutes; without nested loops
-    the whole run takes 3.5 minutes), and daily runs took 2-3 times as long.
+    """PostgreSQL: no JIT (it costs seconds per statement on a run's small sets of rows).
+    (No nested loops in a full recomputation: see run_loyalty.)
 
     DuckDB 2.0.1: its statistics propagation gets `COALESCE(SUM(CASE ...), 0) > 0` wrong after
     a LEFT JOIN to an empty table (e.g. no excluded sales category): the run turns that
     optimizer off on its connection, and puts the setting back afterwards."""
     if warehouse.dialect == "postgresql":
         conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
     if warehouse.dialect != "duckdb":
         yield
         return
