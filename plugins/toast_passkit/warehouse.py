@@ -127,8 +127,9 @@ class Warehouse:
         """Run every statement of a SQL file, binding only the parameters each one uses.
 
         A comment line `-- postgresql: SET <setting> = <value>` in a statement runs that
-        statement alone with that setting on PostgreSQL (a planner setting, for a statement
-        whose best plan the transaction's settings forbid); other engines ignore it."""
+        statement alone with that setting on PostgreSQL (a planner setting for one statement,
+        e.g. no nested loops where PostgreSQL's row estimates would make them quadratic); other
+        engines ignore it."""
         for statement in split_statements(sql_path(name).read_text()):
             stmt = sa.text(statement)
             used = {k: v for k, v in (params or {}).items() if f":{k}" in statement}
