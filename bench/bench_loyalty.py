@@ -166,11 +166,7 @@ def copy_to_postgres(db: Path, server_url: str, name: str) -> str:
 
     from toast_passkit.warehouse import Warehouse
 
-    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    server.dispose()
+    autocommit(server_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
     url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     warehouse = Warehouse.from_url(url)
     warehouse.migrate()
@@ -195,22 +191,23 @@ def copy_to_postgres(db: Path, server_url: str, name: str) -> str:
     return url
 
 
-def vacuum_analyze(url: str) -> None:
+def autocommit(url: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE/DROP DATABASE, VACUUM)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
     engine.dispose()
 
 
-def drop_database(server_url: str, name: str) -> None:
-    import sqlalchemy as sa
+def vacuum_analyze(url: str) -> None:
+    autocommit(url, "VACUUM ANALYZE")
 
-    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    server.dispose()
+
+def drop_database(server_url: str, name: str) -> None:
+    autocommit(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _child(url: str, as_of: str, full: bool, out) -> None:

@@ -3,6 +3,8 @@ per-statement PostgreSQL settings in SQL files."""
 
 from pathlib import Path
 
+import pytest
+
 import toast_passkit.warehouse as warehouse_module
 from toast_passkit.warehouse import Warehouse
 
@@ -32,13 +34,12 @@ def test_dispose_of_a_warehouse_never_used_creates_no_file(tmp_path: Path) -> No
     assert not path.exists()
 
 
+@pytest.mark.parametrize("warehouse_conn", ["postgresql"], indirect=True)
 def test_a_statement_runs_with_its_own_postgresql_setting_and_the_next_one_without(
-        tmp_path: Path, monkeypatch, pg_schema: str) -> None:
+        tmp_path: Path, monkeypatch, warehouse: Warehouse) -> None:
     """`-- postgresql: SET ...` in a model: that statement alone runs with the setting (a daily
     loyalty run turns nested loops off in the statements where PostgreSQL's misestimates make
     them quadratic, and keeps them for the others' index lookups)."""
-    from tests.conftest import PG_URL
-
     monkeypatch.setattr(warehouse_module, "SQL_DIR", tmp_path)
     (tmp_path / "probe.sql").write_text(
         "CREATE TABLE probe (statement INTEGER, nestloop VARCHAR);\n"
@@ -46,28 +47,20 @@ def test_a_statement_runs_with_its_own_postgresql_setting_and_the_next_one_witho
         "-- postgresql: SET enable_nestloop = off\n"
         "INSERT INTO probe SELECT 1, current_setting('enable_nestloop');\n"
         "INSERT INTO probe SELECT 2, current_setting('enable_nestloop');\n")
-    warehouse = Warehouse.from_url(
-        f"{PG_URL}?options=-csearch_path%3D{pg_schema}")
-    try:
-        with warehouse.begin() as conn:
-            warehouse.run_file(conn, "probe.sql")
-        assert warehouse.query("SELECT * FROM probe ORDER BY statement") == [
-            {"statement": 1, "nestloop": "off"}, {"statement": 2, "nestloop": "on"}]
-    finally:
-        warehouse.dispose()
+    with warehouse.begin() as conn:
+        warehouse.run_file(conn, "probe.sql")
+    assert warehouse.query("SELECT * FROM probe ORDER BY statement") == [
+        {"statement": 1, "nestloop": "off"}, {"statement": 2, "nestloop": "on"}]
 
 
+@pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
 def test_duckdb_runs_a_statement_with_a_postgresql_setting_as_it_is(
-        tmp_path: Path, monkeypatch) -> None:
+        tmp_path: Path, monkeypatch, warehouse: Warehouse) -> None:
     monkeypatch.setattr(warehouse_module, "SQL_DIR", tmp_path)
     (tmp_path / "probe.sql").write_text(
         "CREATE TABLE probe (statement INTEGER);\n"
         "-- postgresql: SET enable_nestloop = off\n"
         "INSERT INTO probe VALUES (1);\n")
-    warehouse = Warehouse.from_url(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    try:
-        with warehouse.begin() as conn:
-            warehouse.run_file(conn, "probe.sql")
-        assert warehouse.query("SELECT * FROM probe") == [{"statement": 1}]
-    finally:
-        warehouse.dispose()
+    with warehouse.begin() as conn:
+        warehouse.run_file(conn, "probe.sql")
+    assert warehouse.query("SELECT * FROM probe") == [{"statement": 1}]
