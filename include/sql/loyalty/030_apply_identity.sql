@@ -2,18 +2,45 @@
 -- _guest_remap, _covers, _guest_rows, _member_rows, _member_merges): checks get their guest and covering
 -- member, guests joined into an older guest take its id, members follow their guest.
 
--- Existing checks of the guests this run rewrites or replays whole for a merge, read once
--- (loyalty_work_history, as they are after this model: guest ids after the remap):
+-- Existing checks of the guests this run rewrites or replays whole for a merge, moved out of
+-- loyalty_checks into loyalty_work_history (as they are after this model: guest ids after the
+-- remap) and written back below:
 --   rewritten  checks whose guest got a member in this run (covered_by, covered_on) or joined
---              an older guest (guest_id). They are rewritten by delete + insert rather than
---              UPDATE: they lie scattered over the whole history, and DuckDB rewrites every
---              column segment an UPDATE touches at checkpoint.
+--              an older guest (guest_id)
 --   the others of those guests, of the guests they joined, of members joined into another
 --              one and not yet frozen, and of guests with a new check whose checkpoint is
 --              missing (a revoked guest coming back) or holds no qualifying check left: 060
 --              replays these guests from their first check (and reads the checks of the
 --              others it so replays itself).
--- (The IN filter first: DuckDB then reads the other columns of those guests' rows only.)
+-- One DELETE ... RETURNING rather than a read and a delete of the rewritten ones: these checks
+-- lie scattered over the whole history, and finding them is a scan of the whole table (DuckDB
+-- decompresses every vector holding one of them), once instead of twice. They are written
+-- back by insert rather than UPDATE: DuckDB rewrites every column segment an UPDATE touches at
+-- checkpoint.
+WITH moved AS (
+    DELETE FROM loyalty_checks
+    WHERE guest_id IN (SELECT guest_id FROM loyalty_work_covers
+                       UNION ALL
+                       SELECT old_guest_id FROM loyalty_work_guest_remap
+                       UNION ALL
+                       SELECT new_guest_id FROM loyalty_work_guest_remap
+                       UNION ALL
+                       SELECT m.guest_id
+                       FROM loyalty_members m
+                       WHERE m.merged_into IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM pass_states ps
+                                         WHERE ps.external_id = m.external_id
+                                           AND ps.revoked_reason = 'merged')
+                       UNION ALL
+                       SELECT g.guest_id
+                       FROM loyalty_work_guest_rows g
+                       WHERE g.first_business_date <= CAST(:previous_as_of AS DATE)
+                         AND NOT EXISTS (SELECT 1 FROM loyalty_guest_checkpoints k
+                                         WHERE k.guest_id = g.guest_id
+                                           AND k.qualifying_checks > k.refunded_checks))
+    RETURNING location_id, check_id, business_date, voided, eligible_spend, qualifying, email,
+              phone, customer_id, customer_name, guest_id, covered_by, covered_on
+)
 INSERT INTO loyalty_work_history (location_id, check_id, business_date, voided, eligible_spend,
                                   qualifying, email, phone, customer_id, customer_name,
                                   guest_id, covered_by, covered_on, rewritten)
@@ -25,45 +52,16 @@ SELECT c.location_id, c.check_id, c.business_date, c.voided, c.eligible_spend, c
        CASE WHEN c.covered_by IS NULL AND cover.guest_id IS NOT NULL
             THEN cover.covered_on ELSE c.covered_on END,
        remap.old_guest_id IS NOT NULL OR (cover.guest_id IS NOT NULL AND c.covered_by IS NULL)
-FROM loyalty_checks c
+FROM moved c
 LEFT JOIN loyalty_work_covers cover ON cover.guest_id = c.guest_id
-LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = c.guest_id
-WHERE c.guest_id IN (SELECT guest_id FROM loyalty_work_covers
-                     UNION ALL
-                     SELECT old_guest_id FROM loyalty_work_guest_remap
-                     UNION ALL
-                     SELECT new_guest_id FROM loyalty_work_guest_remap
-                     UNION ALL
-                     SELECT m.guest_id
-                     FROM loyalty_members m
-                     WHERE m.merged_into IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM pass_states ps
-                                       WHERE ps.external_id = m.external_id
-                                         AND ps.revoked_reason = 'merged')
-                     UNION ALL
-                     SELECT g.guest_id
-                     FROM loyalty_work_guest_rows g
-                     WHERE g.first_business_date <= CAST(:previous_as_of AS DATE)
-                       AND NOT EXISTS (SELECT 1 FROM loyalty_guest_checkpoints k
-                                       WHERE k.guest_id = g.guest_id
-                                         AND k.qualifying_checks > k.refunded_checks));
-
-DELETE FROM loyalty_checks
-WHERE loyalty_checks.guest_id IN (SELECT guest_id FROM loyalty_work_covers
-                                  UNION ALL
-                                  SELECT old_guest_id FROM loyalty_work_guest_remap)
-  AND EXISTS (SELECT 1 FROM loyalty_work_history h
-              WHERE h.rewritten
-                AND h.location_id = loyalty_checks.location_id
-                AND h.check_id = loyalty_checks.check_id);
+LEFT JOIN loyalty_work_guest_remap remap ON remap.old_guest_id = c.guest_id;
 
 INSERT INTO loyalty_checks (location_id, check_id, business_date, voided, eligible_spend,
                             qualifying, email, phone, customer_id, customer_name, guest_id,
                             covered_by, covered_on)
 SELECT location_id, check_id, business_date, voided, eligible_spend, qualifying, email, phone,
        customer_id, customer_name, guest_id, covered_by, covered_on
-FROM loyalty_work_history
-WHERE rewritten;
+FROM loyalty_work_history;
 
 INSERT INTO loyalty_work_identifiers (identifier, guest_id)
 SELECT i.identifier, remap.new_guest_id
