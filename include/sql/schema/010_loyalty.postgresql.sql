@@ -22,3 +22,7 @@ CREATE INDEX IF NOT EXISTS ix_guest_spend_guest ON guest_spend (guest_id);
 CREATE INDEX IF NOT EXISTS ix_pass_states_external ON pass_states (external_id);
 CREATE INDEX IF NOT EXISTS ix_pass_activity_member ON pass_activity (member_external_id);
 CREATE INDEX IF NOT EXISTS ix_stg_loads_partition ON stg_loads (location_id, business_date);
+-- A run's own rows, counted for its summary (the ledger alone holds a row per check).
+CREATE INDEX IF NOT EXISTS ix_loyalty_ledger_run ON loyalty_ledger (run_id);
+CREATE INDEX IF NOT EXISTS ix_pass_coupons_run ON pass_coupons (run_id);
+CREATE INDEX IF NOT EXISTS ix_reengagements_run ON reengagements (run_id);

@@ -472,10 +472,21 @@ def _summarise(warehouse: Warehouse, conn: Connection, run_id: str, day: date, f
 
     known = {m.external_id for m in registry}
     enrolled = sum(1 for m in identity.members if m.external_id not in known)
-    tiers = dict(warehouse.execute(conn, """
-        SELECT tier_id, COUNT(*) FROM pass_states WHERE status = 'active'
-        GROUP BY tier_id ORDER BY tier_id
-    """).all())
+    # every count of pass states from one read of the table (it holds every member)
+    members = active = revocations = 0
+    tiers: dict[str, int] = {}
+    for tier_id, status, newly_revoked, n in warehouse.execute(conn, """
+        SELECT tier_id, status,
+               status = 'revoked' AND revoked_on > CAST(:previous_as_of AS DATE), COUNT(*)
+        FROM pass_states
+        GROUP BY 1, 2, 3
+    """, {"previous_as_of": previous.as_of if previous else EPOCH}).all():
+        members += n
+        if status == "active":
+            active += n
+            tiers[str(tier_id)] = tiers.get(str(tier_id), 0) + n
+        if newly_revoked:
+            revocations += n
     by_run = {"run_id": run_id}
     return LoyaltySummary(
         run_id=run_id, as_of=day, mode="full" if full else "incremental",
@@ -484,19 +495,16 @@ def _summarise(warehouse: Warehouse, conn: Connection, run_id: str, day: date, f
         guests_recomputed=count("SELECT COUNT(*) FROM loyalty_work_guests"),
         guests_from_checkpoint=count("SELECT COUNT(*) FROM loyalty_work_checkpoints"),
         guests=count("SELECT COUNT(*) FROM loyalty_guests"),
-        members=count("SELECT COUNT(*) FROM pass_states"),
-        active_members=count("SELECT COUNT(*) FROM pass_states WHERE status = 'active'"),
+        members=members,
+        active_members=active,
         members_to_enrol=enrolled,
         points_issued=count("""
             SELECT SUM(points) FROM loyalty_ledger
             WHERE run_id = :run_id AND kind IN ('earn', 'bonus')
         """, by_run),
-        tier_counts={str(k): int(v) for k, v in tiers.items()},
+        tier_counts=dict(sorted(tiers.items())),
         coupons=count("SELECT COUNT(*) FROM pass_coupons WHERE run_id = :run_id", by_run),
         reengagements=count("SELECT COUNT(*) FROM reengagements WHERE run_id = :run_id",
                             by_run),
-        revocations=count("""
-            SELECT COUNT(*) FROM pass_states
-            WHERE status = 'revoked' AND revoked_on > CAST(:previous_as_of AS DATE)
-        """, {"previous_as_of": previous.as_of if previous else EPOCH}),
+        revocations=revocations,
     )
