@@ -17,6 +17,8 @@ CREATE INDEX IF NOT EXISTS ix_loyalty_members_external ON loyalty_members (exter
 CREATE INDEX IF NOT EXISTS ix_loyalty_members_guest ON loyalty_members (guest_id);
 CREATE INDEX IF NOT EXISTS ix_loyalty_ledger_check ON loyalty_ledger (location_id, check_id);
 CREATE INDEX IF NOT EXISTS ix_loyalty_ledger_member ON loyalty_ledger (external_id);
+-- the entries after the previous run's day of the guests replayed from their checkpoint (080)
+CREATE INDEX IF NOT EXISTS ix_loyalty_ledger_date ON loyalty_ledger (entry_date);
 CREATE INDEX IF NOT EXISTS ix_loyalty_partitions_partition ON loyalty_partitions (location_id, business_date);
 CREATE INDEX IF NOT EXISTS ix_guest_spend_guest ON guest_spend (guest_id);
 CREATE INDEX IF NOT EXISTS ix_pass_states_external ON pass_states (external_id);
