@@ -357,8 +357,8 @@ def main() -> None:
         # what the rules give a day to do grows with history too (checks leaving the tier
         # window, absences reaching a threshold, more of the day's guests being members):
         # the cost per recomputed guest tells that apart from reads that grow with history
-        per_guest[days] = statistics.median(s / max(1, summary["guests_recomputed"])
-                                            for s, _, summary in daily)
+        per_guest[days] = statistics.median(s / max(1, run["guests_recomputed"])
+                                            for s, _, run in daily)
         timing = "once each" if args.postgres else f"fastest of {args.repeats} each"
         print(f"  daily runs of days {full_day + 2}-{days} ({timing}): "
               f"median {median:.2f}s "
