@@ -32,12 +32,13 @@ WITH moved AS (
                                          WHERE ps.external_id = m.external_id
                                            AND ps.revoked_reason = 'merged')
                        UNION ALL
+                       -- (an anti join by LEFT JOIN: NOT EXISTS hashes every checkpoint)
                        SELECT g.guest_id
                        FROM loyalty_work_guest_rows g
+                       LEFT JOIN loyalty_guest_checkpoints k
+                         ON k.guest_id = g.guest_id AND k.qualifying_checks > k.refunded_checks
                        WHERE g.first_business_date <= CAST(:previous_as_of AS DATE)
-                         AND NOT EXISTS (SELECT 1 FROM loyalty_guest_checkpoints k
-                                         WHERE k.guest_id = g.guest_id
-                                           AND k.qualifying_checks > k.refunded_checks))
+                         AND k.guest_id IS NULL)
     RETURNING location_id, check_id, business_date, voided, eligible_spend, qualifying, email,
               phone, customer_id, customer_name, guest_id, covered_by, covered_on
 )

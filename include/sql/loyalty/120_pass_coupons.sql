@@ -5,8 +5,9 @@
 -- the others got theirs then (a new reward changes the program: a full run). Those are
 -- this run's checks (every check in a full run) and the older checks 030 rewrote for a
 -- member's cover: read from the run's work tables, not from loyalty_checks.
--- One already issued is skipped by NOT EXISTS on its id rather than by ON CONFLICT, which
--- DuckDB plans as a join with the whole table.
+-- One already issued is skipped by an anti join on its id rather than by ON CONFLICT, which
+-- DuckDB plans as a join with the whole table; a LEFT JOIN ... IS NULL rather than NOT EXISTS
+-- (a mark join hashing every coupon ever issued, see 130_reengagements.sql).
 INSERT INTO pass_coupons (coupon_external_id, external_id, reward_id, location_id, check_id,
                           passkit_campaign_id, passkit_offer_id, issued_on, run_id)
 SELECT due.coupon_external_id, due.external_id, due.reward_id, due.location_id, due.check_id,
@@ -29,5 +30,5 @@ FROM (SELECT 'cpn' || SUBSTRING(MD5(r.reward_id || '|' || c.location_id || '|' |
             FROM loyalty_program_rewards) reward ON reward.reward_id = r.reward_id
       WHERE c.qualifying AND c.covered_by IS NOT NULL AND c.covered_on <= CAST(:as_of AS DATE)
         AND (:full_run OR c.covered_on > CAST(:previous_as_of AS DATE))) due
-WHERE NOT EXISTS (SELECT 1 FROM pass_coupons issued
-                  WHERE issued.coupon_external_id = due.coupon_external_id);
+LEFT JOIN pass_coupons issued ON issued.coupon_external_id = due.coupon_external_id
+WHERE issued.coupon_external_id IS NULL;

@@ -1,8 +1,11 @@
 -- Re-engagements, one per member and absence: 'lapsed' when an active member's last
 -- qualifying visit is reengage_after_days old (a new visit opens a new absence), and
 -- 'uninstalled' when its pass is uninstalled, whatever the visits (re-installing re-arms it).
--- One already written is skipped by NOT EXISTS on its key rather than by ON CONFLICT, which
--- DuckDB plans as a join with the whole table.
+-- One already written is skipped by an anti join on its key rather than by ON CONFLICT, which
+-- DuckDB plans as a join with the whole table; a LEFT JOIN ... IS NULL rather than NOT EXISTS,
+-- which DuckDB plans as a mark join hashing every re-engagement ever written (76,842 at a
+-- year: 8.8 -> 3.7 ms for the lapsed ones, 8.4 -> 0.5 ms when none is due): the run's few
+-- are hashed and the table streams past them.
 -- postgresql: SET enable_nestloop = off
 INSERT INTO reengagements (external_id, absence_key, reason, due_on, run_id, created_at)
 SELECT due.external_id, due.absence_key, 'lapsed', due.due_on, :run_id, CURRENT_TIMESTAMP
@@ -14,9 +17,9 @@ FROM (SELECT o.external_id, 'lapsed|' || CAST(a.visit_on AS VARCHAR) AS absence_
       WHERE o.owner_kind = 'guest' AND o.external_id IS NOT NULL
         AND st.revoked_reason IS NULL
         AND a.next_visit_on IS NULL AND a.reengages_on IS NOT NULL) due
-WHERE NOT EXISTS (SELECT 1 FROM reengagements done
-                  WHERE done.external_id = due.external_id
-                    AND done.absence_key = due.absence_key);
+LEFT JOIN reengagements done
+  ON done.external_id = due.external_id AND done.absence_key = due.absence_key
+WHERE done.external_id IS NULL;
 
 -- postgresql: SET enable_nestloop = off
 INSERT INTO reengagements (external_id, absence_key, reason, due_on, run_id, created_at)
@@ -33,6 +36,6 @@ FROM (SELECT DISTINCT ps.external_id,
         AND ps.status = 'active'
         AND CAST((pa.last_uninstalled_at AT TIME ZONE s.timezone) AS DATE)
             <= CAST(:as_of AS DATE)) due
-WHERE NOT EXISTS (SELECT 1 FROM reengagements done
-                  WHERE done.external_id = due.external_id
-                    AND done.absence_key = due.absence_key);
+LEFT JOIN reengagements done
+  ON done.external_id = due.external_id AND done.absence_key = due.absence_key
+WHERE done.external_id IS NULL;
