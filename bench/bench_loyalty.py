@@ -14,7 +14,9 @@ memory is the child's, DuckDB included):
 - daily: the incremental runs of the K days up to D, one after the other as a deployment runs
          them (median: the checkpoint a run ends with rewrites the tables' last row groups,
          which costs more or less by how full they are), at D = the full length and at
-         D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs). Each day's run is
+         D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs), the two histories'
+         days in turns (day 26, day 361, day 27, ...: a drift of the machine's speed over
+         the bench's minutes slows both sides alike). Each day's run is
          timed --repeats times on copies of the database as the previous day left it (each
          written to disk before it is timed, as a deployment's file is) and the fastest
          counts: on a shared machine other tenants' load only adds time (seen: single runs of
@@ -255,45 +257,36 @@ def flush_to_disk(path: Path) -> None:
         os.fsync(copy.fileno())
 
 
-def daily_runs(db: Path, first_day: int, last_day: int,
-               repeats: int = 1) -> list[tuple[float, float, dict]]:
-    """Time the incremental runs of days first_day..last_day, one after the other, as a
-    deployment runs them: (seconds, peak MB, summary) per day. With repeats > 1 each day's run
-    is timed that many times, each on a copy of the database as the previous day left it, and
-    the fastest counts (a shared machine's noise only ever adds time); the last copy carries
-    on to the next day."""
-    figures = []
-    for day in range(first_day, last_day + 1):
-        times, peaks = [], []
-        for attempt in range(repeats):
-            trial = db.with_name(db.stem + ".trial.duckdb")
-            # dispose() checkpointed the previous run: the database is this one file
-            assert not db.with_name(db.name + ".wal").exists(), "a write-ahead log was left"
-            shutil.copyfile(db, trial)
-            flush_to_disk(trial)
-            seconds, peak, summary = timed_run(trial, START + timedelta(days=day - 1))
-            assert summary["mode"] == "incremental", summary
-            times.append(seconds)
-            peaks.append(peak)
-            if attempt == repeats - 1:
-                trial.replace(db)
-            else:
-                trial.unlink()
-        figures.append((min(times), max(peaks), summary))
-    return figures
-
-
-def daily_runs_postgres(url: str, first_day: int, last_day: int,
-                        ) -> list[tuple[float, float, dict]]:
-    """The incremental runs of days first_day..last_day on PostgreSQL, in place, each after
-    the VACUUM ANALYZE that autovacuum would have done since the previous day's run."""
-    figures = []
-    for day in range(first_day, last_day + 1):
-        vacuum_analyze(url)
-        seconds, peak, summary = timed_run(url, START + timedelta(days=day - 1))
+def daily_run(db: Path, day: int, repeats: int = 1) -> tuple[float, float, dict]:
+    """Time the incremental run of `day` on DuckDB file `db` as a deployment runs it, after the
+    previous day's: (seconds, peak MB, summary). With repeats > 1 the run is timed that many
+    times, each on a copy of the database as the previous day left it, and the fastest counts
+    (a shared machine's noise only ever adds time); the last copy carries on to the next day."""
+    times, peaks = [], []
+    for attempt in range(repeats):
+        trial = db.with_name(db.stem + ".trial.duckdb")
+        # dispose() checkpointed the previous run: the database is this one file
+        assert not db.with_name(db.name + ".wal").exists(), "a write-ahead log was left"
+        shutil.copyfile(db, trial)
+        flush_to_disk(trial)
+        seconds, peak, summary = timed_run(trial, START + timedelta(days=day - 1))
         assert summary["mode"] == "incremental", summary
-        figures.append((seconds, peak, summary))
-    return figures
+        times.append(seconds)
+        peaks.append(peak)
+        if attempt == repeats - 1:
+            trial.replace(db)
+        else:
+            trial.unlink()
+    return min(times), max(peaks), summary
+
+
+def daily_run_postgres(url: str, day: int) -> tuple[float, float, dict]:
+    """The incremental run of `day` on PostgreSQL, in place, after the VACUUM ANALYZE that
+    autovacuum would have done since the previous day's run."""
+    vacuum_analyze(url)
+    seconds, peak, summary = timed_run(url, START + timedelta(days=day - 1))
+    assert summary["mode"] == "incremental", summary
+    return seconds, peak, summary
 
 
 def main() -> None:
@@ -318,38 +311,54 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-loyalty-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    results, per_guest = {}, {}
-    for days in (args.short_days, args.days):
-        db = work / f"staged-{days}.duckdb"
-        began = time.perf_counter()
-        checks = stage(db, args.locations, days, args.checks_per_day, args.guests)
-        print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
-              f"in {time.perf_counter() - began:.1f}s")
-        target: Path | str = db
-        database = f"bench_loyalty_{os.getpid()}"
-        if args.postgres:
+    # Both histories are staged and brought to the day before their daily runs first; their
+    # daily runs are then timed in turns (day 26, day 361, day 27, ...), so that a machine
+    # whose speed drifts over the minutes of a bench (other tenants, clock) slows both sides
+    # alike rather than one of them: the ratio compares runs made side by side.
+    sizes = (args.short_days, args.days)
+    targets: dict[int, Path | str] = {}
+    databases: list[str] = []
+    try:
+        for days in sizes:
+            db = work / f"staged-{days}.duckdb"
             began = time.perf_counter()
-            target = copy_to_postgres(db, args.postgres, database)
-            print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s (peaks below: "
-                  "the process running the engine, not the server)")
-        try:
+            checks = stage(db, args.locations, days, args.checks_per_day, args.guests)
+            print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
+                  f"in {time.perf_counter() - began:.1f}s")
+            target: Path | str = db
+            if args.postgres:
+                database = f"bench_loyalty_{os.getpid()}_{days}"
+                began = time.perf_counter()
+                target = copy_to_postgres(db, args.postgres, database)
+                databases.append(database)
+                print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s (peaks "
+                      "below: the process running the engine, not the server)")
             full_day = days - args.daily_runs - 1
             seconds, peak, summary = timed_run(target, START + timedelta(days=full_day - 1),
                                                full=True)
             print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, "
                   f"peak {peak:.0f} MB, {summary['guests']:,} guests, "
                   f"{summary['members']:,} members")
-            if args.postgres:
-                runs = daily_runs_postgres(str(target), full_day + 1, days)
-            else:
-                runs = daily_runs(db, full_day + 1, days, args.repeats)
-        finally:
-            if args.postgres:
-                drop_database(args.postgres, database)
-        seconds, peak, _ = runs[0]
-        print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
-              f"peak {peak:.0f} MB")
-        daily = runs[1:]
+            seconds, peak, _ = (daily_run_postgres(str(target), full_day + 1) if args.postgres
+                                else daily_run(db, full_day + 1, args.repeats))
+            print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
+                  f"peak {peak:.0f} MB")
+            targets[days] = target
+
+        runs: dict[int, list[tuple[float, float, dict]]] = {days: [] for days in sizes}
+        for offset in range(args.daily_runs, 0, -1):
+            for days in sizes:
+                day = days - offset + 1
+                runs[days].append(daily_run_postgres(str(targets[days]), day) if args.postgres
+                                  else daily_run(Path(targets[days]), day, args.repeats))
+    finally:
+        for database in databases:
+            drop_database(args.postgres, database)
+
+    results, per_guest = {}, {}
+    timing = "once each" if args.postgres else f"fastest of {args.repeats} each"
+    for days in sizes:
+        daily = runs[days]
         median = statistics.median(s for s, _, _ in daily)
         peak_incr = max(p for _, p, _ in daily)
         last = daily[-1][2]
@@ -359,13 +368,11 @@ def main() -> None:
         # the cost per recomputed guest tells that apart from reads that grow with history
         per_guest[days] = statistics.median(s / max(1, run["guests_recomputed"])
                                             for s, _, run in daily)
-        timing = "once each" if args.postgres else f"fastest of {args.repeats} each"
-        print(f"  daily runs of days {full_day + 2}-{days} ({timing}): "
-              f"median {median:.2f}s "
+        print(f"{days} days, daily runs of days {days - args.daily_runs + 1}-{days} "
+              f"({timing}, in turns with the other history's): median {median:.2f}s "
               f"({', '.join(f'{s:.2f}' for s, _, _ in daily)}), peak {peak_incr:.0f} MB; "
               f"day {days}: {last['guests_recomputed']:,} guests recomputed, "
               f"{last['guests_from_checkpoint']:,} from their checkpoint")
-        db.unlink()
     ratio = results[args.days] / results[args.short_days]
     verdict = "ok" if ratio <= 1.5 else "OVER TARGET"
     print(f"day-{args.days} runs / day-{args.short_days} runs (medians) = {ratio:.2f} "
@@ -375,6 +382,9 @@ def main() -> None:
           f"({per_guest[args.days] / per_guest[args.short_days]:.2f}x)")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        for days in sizes:
+            (work / f"staged-{days}.duckdb").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
