@@ -23,3 +23,4 @@ DELETE FROM loyalty_work_owner_states;
 DELETE FROM loyalty_work_owner_contacts;
 DELETE FROM loyalty_work_derived_entries;
 DELETE FROM loyalty_work_earn_entries;
+DELETE FROM loyalty_work_unfrozen_members;

@@ -56,6 +56,15 @@ SELECT c.location_id, c.check_id, c.guest_id, c.business_date, c.qualifying,
 FROM refunded r
 JOIN checks c ON c.location_id = r.location_id AND c.check_id = r.check_id;
 
+-- Members joined into another one and not yet frozen by the merge (their pass state), after
+-- the run's merges: their guests are replayed whole, they are owners of their own (060).
+INSERT INTO loyalty_work_unfrozen_members (external_id, guest_id, enrolled_on, merged_on)
+SELECT m.external_id, m.guest_id, m.enrolled_on, m.merged_on
+FROM loyalty_members m
+WHERE m.merged_into IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pass_states ps
+                  WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged');
+
 INSERT INTO loyalty_work_guests (guest_id, changed_on)
 SELECT affected.guest_id, MIN(affected.changed_on)
 FROM (
@@ -80,11 +89,7 @@ FROM (
                       WHERE l.entry_key = 'redemption|' || p.passkit_event_id)
     UNION ALL
     -- the guest of a member joined into another one and not yet frozen (060), replayed whole
-    SELECT m.guest_id, DATE '1900-01-01'
-    FROM loyalty_members m
-    WHERE m.merged_into IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM pass_states ps
-                      WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged')
+    SELECT guest_id, DATE '1900-01-01' FROM loyalty_work_unfrozen_members
     UNION ALL
     SELECT c.guest_id, CAST(NULL AS DATE)
     FROM loyalty_checks c

@@ -88,17 +88,15 @@ INSERT INTO loyalty_work_owners (owner_id, owner_kind, guest_id, external_id, en
                                  eval_on)
 SELECT 'member|' || m.external_id, 'merged', m.guest_id, m.external_id, m.enrolled_on,
        m.merged_on - 1
-FROM loyalty_members m
-WHERE m.merged_into IS NOT NULL
-  AND (NOT EXISTS (SELECT 1 FROM pass_states ps
-                   WHERE ps.external_id = m.external_id AND ps.revoked_reason = 'merged')
-       -- a frozen one too when a fact of this run is dated before its merge (a refund
-       -- exported again with another date): its guest is replayed whole then (050)
-       OR m.external_id IN (SELECT before.external_id
-                            FROM loyalty_members before
-                            JOIN loyalty_work_guests w ON w.guest_id = before.guest_id
-                            WHERE before.merged_into IS NOT NULL
-                              AND w.changed_on < before.merged_on));
+FROM (SELECT external_id, guest_id, enrolled_on, merged_on FROM loyalty_work_unfrozen_members
+      UNION
+      -- a frozen one too when a fact of this run is dated before its merge (a refund
+      -- exported again with another date): its guest is replayed whole then (050)
+      SELECT before.external_id, before.guest_id, before.enrolled_on, before.merged_on
+      FROM loyalty_members before
+      JOIN loyalty_work_guests w ON w.guest_id = before.guest_id
+      WHERE before.merged_into IS NOT NULL
+        AND w.changed_on < before.merged_on) m;
 
 -- The replayed history: every check of a guest without a checkpoint, the checks after the
 -- checkpoint of the others (all of them folded in by this run, so dated after the previous

@@ -57,6 +57,16 @@ CREATE TABLE IF NOT EXISTS loyalty_work_earn_entries (
     points       DECIMAL(12,2) NOT NULL
 );
 
+-- Members joined into another one whose pass is not yet frozen by the merge (no 'merged'
+-- pass state), as they are after the run's identity pass (scratch: 050 finds them once, for
+-- 050 and 060).
+CREATE TABLE IF NOT EXISTS loyalty_work_unfrozen_members (
+    external_id  VARCHAR NOT NULL,
+    guest_id     VARCHAR NOT NULL,
+    enrolled_on  DATE NOT NULL,
+    merged_on    DATE NOT NULL
+);
+
 -- The latest contact of each owner a run computes (scratch).
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
     owner_id       VARCHAR NOT NULL,
