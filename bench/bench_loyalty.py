@@ -15,8 +15,9 @@ memory is the child's, DuckDB included):
          them (median: the checkpoint a run ends with rewrites the tables' last row groups,
          which costs more or less by how full they are), at D = the full length and at
          D = 30 (the target: the day-D runs <= 1.5 x the day-30 runs), the two histories'
-         days in turns (day 26, day 361, day 27, ...: a drift of the machine's speed over
-         the bench's minutes slows both sides alike). Each day's run is
+         days in turns (day 26, day 361, day 362, day 27, day 28, ...: a drift of the
+         machine's speed over the bench's minutes slows both sides alike, and each side
+         follows a run of either history as often). Each day's run is
          timed --repeats times on copies of the database as the previous day left it (each
          written to disk before it is timed, as a deployment's file is) and the fastest
          counts: on a shared machine other tenants' load only adds time (seen: single runs of
@@ -286,6 +287,7 @@ def daily_run(db: Path, day: int, repeats: int = 1) -> tuple[float, float, dict]
         assert not db.with_name(db.name + ".wal").exists(), "a write-ahead log was left"
         shutil.copyfile(db, trial)
         flush_to_disk(trial)
+        os.sync()  # nor what earlier runs and copies left to write back
         seconds, peak, summary = timed_run(trial, START + timedelta(days=day - 1))
         assert summary["mode"] == "incremental", summary
         times.append(seconds)
@@ -329,9 +331,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     # Both histories are staged and brought to the day before their daily runs first; their
-    # daily runs are then timed in turns (day 26, day 361, day 27, ...), so that a machine
-    # whose speed drifts over the minutes of a bench (other tenants, clock) slows both sides
-    # alike rather than one of them: the ratio compares runs made side by side.
+    # daily runs are then timed in turns (day 26, day 361, day 362, day 27, day 28, day 363,
+    # ...), so that a machine whose speed drifts over the minutes of a bench (other tenants,
+    # clock) slows both sides alike rather than one of them, and each side follows a run of
+    # either history as often (a run after a heavier one could pay for what that one left).
     sizes = (args.short_days, args.days)
     targets: dict[int, Path | str] = {}
     databases: list[str] = []
@@ -364,7 +367,8 @@ def main() -> None:
 
         runs: dict[int, list[tuple[float, float, dict]]] = {days: [] for days in sizes}
         for offset in range(args.daily_runs, 0, -1):
-            for days in sizes:
+            turn = args.daily_runs - offset
+            for days in (sizes if turn % 2 == 0 else sizes[::-1]):
                 day = days - offset + 1
                 runs[days].append(daily_run_postgres(str(targets[days]), day) if args.postgres
                                   else daily_run(Path(targets[days]), day, args.repeats))
