@@ -236,21 +236,22 @@ def _child(url: str, as_of: str, full: bool, out) -> None:
     out.send((elapsed, peak_mb, summary.as_dict()))
 
 
-def _stage_child(out, *args) -> None:
-    out.send(stage(*args))
+def _apart_child(out, function, *args) -> None:
+    out.send(function(*args))
 
 
-def stage_apart(*args) -> int:
-    """stage() in a child process of its own: a child's peak memory counts its parent's size at
-    the time it was started (Linux keeps the high-water mark across fork and exec), and the
-    bench's own process must stay small for the runs' peaks to be theirs."""
+def apart(function, *args):
+    """function(*args) in a child process of its own (staging, the copy to PostgreSQL): a
+    child's peak memory counts its parent's size at the time it was started (Linux keeps the
+    high-water mark across fork and exec), and the bench's own process must stay small for the
+    runs' peaks to be theirs."""
     context = mp.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_stage_child, args=(send, *args))
+    child = context.Process(target=_apart_child, args=(send, function, *args))
     child.start()
-    checks = receive.recv()
+    result = receive.recv()
     child.join()
-    return checks
+    return result
 
 
 def timed_run(db: Path | str, as_of: date, full: bool = False) -> tuple[float, float, dict]:
@@ -342,14 +343,14 @@ def main() -> None:
         for days in sizes:
             db = work / f"staged-{days}.duckdb"
             began = time.perf_counter()
-            checks = stage_apart(db, args.locations, days, args.checks_per_day, args.guests)
+            checks = apart(stage, db, args.locations, days, args.checks_per_day, args.guests)
             print(f"staged {checks:,} checks over {days} days x {args.locations} locations "
                   f"in {time.perf_counter() - began:.1f}s")
             target: Path | str = db
             if args.postgres:
                 database = f"bench_loyalty_{os.getpid()}_{days}"
                 began = time.perf_counter()
-                target = copy_to_postgres(db, args.postgres, database)
+                target = apart(copy_to_postgres, db, args.postgres, database)
                 databases.append(database)
                 print(f"  copied to PostgreSQL in {time.perf_counter() - began:.1f}s (peaks "
                       "below: the process running the engine, not the server)")
