@@ -24,3 +24,4 @@ DELETE FROM loyalty_work_owner_contacts;
 DELETE FROM loyalty_work_derived_entries;
 DELETE FROM loyalty_work_earn_entries;
 DELETE FROM loyalty_work_unfrozen_members;
+DELETE FROM loyalty_work_member_entries;

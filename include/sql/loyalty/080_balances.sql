@@ -1,3 +1,18 @@
+-- The bonus (of the carrying member) and redemption entries of the owners' members, after the
+-- owner's checkpoint: read from the ledger by member apart from the replay below, whose
+-- nested loops PostgreSQL must not take (its marker); here it looks each member up in the
+-- ledger's index on external_id rather than scanning the whole ledger (at a year: 45 against
+-- 155 ms, EXPLAIN ANALYZE).
+INSERT INTO loyalty_work_member_entries (owner_id, entry_key, entry_date, step, points)
+SELECT om.owner_id, l.entry_key, l.entry_date, CASE l.kind WHEN 'bonus' THEN 1 ELSE 3 END,
+       l.points
+FROM loyalty_work_owner_members om
+JOIN loyalty_work_owners o ON o.owner_id = om.owner_id
+JOIN loyalty_ledger l ON l.external_id = om.external_id
+WHERE ((l.kind = 'bonus' AND om.is_bonus) OR l.kind = 'redemption')
+  AND l.entry_date <= o.eval_on
+  AND (o.checkpoint_on IS NULL OR l.entry_date > o.checkpoint_on);
+
 -- Each owner's ledger replayed up to its evaluation day: the balance after every entry.
 -- Order: by date, then within a day bonus (1), earnings (2), redemptions (3), reversals (4),
 -- expiry (5). The balance never goes below 0 at any step: within a run of entries starting
@@ -45,14 +60,8 @@ WITH entries AS (
       AND o.checkpoint_on IS NOT NULL
       AND l.entry_date > CAST(:previous_as_of AS DATE)
     UNION ALL
-    SELECT om.owner_id, l.entry_key, l.entry_date,
-           CASE l.kind WHEN 'bonus' THEN 1 ELSE 3 END, l.points, FALSE
-    FROM loyalty_work_owner_members om
-    JOIN loyalty_work_owners o ON o.owner_id = om.owner_id
-    JOIN loyalty_ledger l ON l.external_id = om.external_id
-    WHERE ((l.kind = 'bonus' AND om.is_bonus) OR l.kind = 'redemption')
-      AND l.entry_date <= o.eval_on
-      AND (o.checkpoint_on IS NULL OR l.entry_date > o.checkpoint_on)
+    SELECT owner_id, entry_key, entry_date, step, points, FALSE
+    FROM loyalty_work_member_entries
     UNION ALL
     SELECT a.owner_id, 'expiry|' || a.last_location_id || '|' || a.last_check_id,
            a.expires_on, 5, CAST(0 AS DECIMAL(12,2)), TRUE

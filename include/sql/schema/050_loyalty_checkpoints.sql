@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS loyalty_work_unfrozen_members (
     merged_on    DATE NOT NULL
 );
 
+-- The bonus and redemption entries of the owners' members that a run replays (scratch: 080
+-- reads them from the ledger by member before replaying the owners' ledgers).
+CREATE TABLE IF NOT EXISTS loyalty_work_member_entries (
+    owner_id    VARCHAR NOT NULL,
+    entry_key   VARCHAR NOT NULL,
+    entry_date  DATE NOT NULL,
+    step        INTEGER NOT NULL,
+    points      DECIMAL(12,2) NOT NULL
+);
+
 -- The latest contact of each owner a run computes (scratch).
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
     owner_id       VARCHAR NOT NULL,
