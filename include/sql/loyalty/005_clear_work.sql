@@ -25,3 +25,4 @@ DELETE FROM loyalty_work_derived_entries;
 DELETE FROM loyalty_work_earn_entries;
 DELETE FROM loyalty_work_unfrozen_members;
 DELETE FROM loyalty_work_member_entries;
+DELETE FROM loyalty_work_guest_spend;

@@ -8,10 +8,13 @@ WHERE EXISTS (SELECT 1 FROM loyalty_work_guests w WHERE w.guest_id = guest_spend
    OR EXISTS (SELECT 1 FROM loyalty_work_guest_remap r
               WHERE r.old_guest_id = guest_spend.guest_id);
 
+-- (Into a work table first: 115 reads the rows back for the checkpoints, and PostgreSQL,
+-- nested loops off there, would scan the whole of guest_spend for them.)
 -- postgresql: SET enable_nestloop = off
-INSERT INTO guest_spend (guest_id, external_id, checks, visits, first_visit_on, last_visit_on,
-                         lifetime_spend, lifetime_refunded, lifetime_net_spend,
-                         window_net_spend, tier_id, points, as_of)
+INSERT INTO loyalty_work_guest_spend (guest_id, external_id, checks, visits, first_visit_on,
+                                      last_visit_on, lifetime_spend, lifetime_refunded,
+                                      lifetime_net_spend, window_net_spend, tier_id, points,
+                                      as_of)
 WITH guest_checks AS (
     SELECT o.owner_id, o.checkpoint_on, c.location_id, c.check_id, c.business_date,
            c.qualifying, c.replayed,
@@ -102,3 +105,10 @@ SELECT a.guest_id, a.external_id, a.checks, a.visits, a.first_visit_on, a.last_v
 FROM aggregates a
 JOIN tiers_reached t ON t.owner_id = a.owner_id AND t.tier_order = 1
 LEFT JOIN balances b ON b.owner_id = a.owner_id;
+
+INSERT INTO guest_spend (guest_id, external_id, checks, visits, first_visit_on, last_visit_on,
+                         lifetime_spend, lifetime_refunded, lifetime_net_spend,
+                         window_net_spend, tier_id, points, as_of)
+SELECT guest_id, external_id, checks, visits, first_visit_on, last_visit_on, lifetime_spend,
+       lifetime_refunded, lifetime_net_spend, window_net_spend, tier_id, points, as_of
+FROM loyalty_work_guest_spend;

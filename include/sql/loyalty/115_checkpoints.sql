@@ -20,7 +20,7 @@ SELECT o.guest_id, o.eval_on, o.external_id, o.enrolled_on, st.balance, lv.visit
        gs.lifetime_refunded, gs.lifetime_net_spend, ct.customer_name, ct.email, ct.phone
 FROM loyalty_work_owners o
 JOIN loyalty_work_owner_states st ON st.owner_id = o.owner_id
-JOIN guest_spend gs ON gs.guest_id = o.guest_id
+JOIN loyalty_work_guest_spend gs ON gs.guest_id = o.guest_id
 LEFT JOIN (SELECT owner_id, visit_on, last_location_id, last_check_id,
                   ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY visit_on DESC) AS latest
            FROM loyalty_work_absences) lv
