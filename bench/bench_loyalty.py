@@ -338,6 +338,11 @@ def main() -> None:
     # either history as often (a run after a heavier one could pay for what that one left).
     sizes = (args.short_days, args.days)
     targets: dict[int, Path | str] = {}
+
+    def run_day(target: Path | str, day: int) -> tuple[float, float, dict]:
+        return (daily_run_postgres(str(target), day) if args.postgres
+                else daily_run(Path(target), day, args.repeats))
+
     databases: list[str] = []
     try:
         for days in sizes:
@@ -360,8 +365,7 @@ def main() -> None:
             print(f"  full recomputation as of day {full_day}: {seconds:.1f}s, "
                   f"peak {peak:.0f} MB, {summary['guests']:,} guests, "
                   f"{summary['members']:,} members")
-            seconds, peak, _ = (daily_run_postgres(str(target), full_day + 1) if args.postgres
-                                else daily_run(db, full_day + 1, args.repeats))
+            seconds, peak, _ = run_day(target, full_day + 1)
             print(f"  first incremental run after it (day {full_day + 1}): {seconds:.2f}s, "
                   f"peak {peak:.0f} MB")
             targets[days] = target
@@ -371,8 +375,7 @@ def main() -> None:
             turn = args.daily_runs - offset
             for days in (sizes if turn % 2 == 0 else sizes[::-1]):
                 day = days - offset + 1
-                runs[days].append(daily_run_postgres(str(targets[days]), day) if args.postgres
-                                  else daily_run(Path(targets[days]), day, args.repeats))
+                runs[days].append(run_day(targets[days], day))
     finally:
         for database in databases:
             drop_database(args.postgres, database)

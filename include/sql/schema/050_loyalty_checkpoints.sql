@@ -78,22 +78,8 @@ CREATE TABLE IF NOT EXISTS loyalty_work_member_entries (
 );
 
 -- The guest_spend rows of the guests a run recomputes (scratch: 100 writes them, 115 reads
--- them back for the checkpoints).
-CREATE TABLE IF NOT EXISTS loyalty_work_guest_spend (
-    guest_id             VARCHAR NOT NULL,
-    external_id          VARCHAR,
-    checks               INTEGER NOT NULL,
-    visits               INTEGER NOT NULL,
-    first_visit_on       DATE,
-    last_visit_on        DATE,
-    lifetime_spend       DECIMAL(12,2) NOT NULL,
-    lifetime_refunded    DECIMAL(12,2) NOT NULL,
-    lifetime_net_spend   DECIMAL(12,2) NOT NULL,
-    window_net_spend     DECIMAL(12,2) NOT NULL,
-    tier_id              VARCHAR NOT NULL,
-    points               DECIMAL(12,2) NOT NULL,
-    as_of                DATE NOT NULL
-);
+-- them back for the checkpoints): guest_spend's columns.
+CREATE TABLE IF NOT EXISTS loyalty_work_guest_spend AS SELECT * FROM guest_spend WHERE FALSE;
 
 -- The latest contact of each owner a run computes (scratch).
 CREATE TABLE IF NOT EXISTS loyalty_work_owner_contacts (
